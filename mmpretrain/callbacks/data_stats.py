@@ -1,0 +1,26 @@
+"""Log the data pipeline's skipped-sample counters (by reason) as training metrics."""
+
+from __future__ import annotations
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+
+class DataStatsLogger(Callback):
+    """Reads `trainer.datamodule.skip_counts` (reason -> cumulative count over all workers of
+    this rank) and logs `data/skipped_<reason>` and `data/skipped_total` for this rank."""
+
+    def __init__(self, every_n_steps: int = 10) -> None:
+        self.every_n_steps = every_n_steps
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        if trainer.global_step % self.every_n_steps != 0:
+            return
+        counts = dict(getattr(trainer.datamodule, "skip_counts", None) or {})
+        if not counts:
+            return
+        counts = {f"data/skipped_{reason}": float(n) for reason, n in sorted(counts.items())}
+        counts["data/skipped_total"] = sum(counts.values())
+        # No sync_dist: a reason seen on one rank only would make ranks log different keys and
+        # deadlock the reduction, so each rank reports its own counts.
+        pl_module.log_dict(counts, on_step=True, on_epoch=False, sync_dist=False)

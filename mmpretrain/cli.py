@@ -1,0 +1,110 @@
+"""`mmpretrain` console script: LightningCLI (fit/validate/test/predict) plus extra commands.
+
+A run is a stack of YAML files (`-c trainer.yaml -c exp.yaml -c ablation.yaml`); later files
+override earlier ones. The run directory is `trainer.default_root_dir`: checkpoints go to
+`RUN_DIR/checkpoints`, CSV and TensorBoard logs to `RUN_DIR/logs`, and every validate/test
+writes `RUN_DIR/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from mmpretrain.callbacks import DataStatsLogger, MetricsFileWriter
+
+DEFAULT_RUN_DIR = "runs/default"
+
+
+def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """Point loggers and checkpoints at the run dir unless the config chose them explicitly."""
+    run_dir = Path(config.get("default_root_dir") or DEFAULT_RUN_DIR)
+    config["default_root_dir"] = str(run_dir)
+    if config.get("logger") in (None, True):
+        config["logger"] = [
+            CSVLogger(save_dir=str(run_dir), name="logs"),
+            TensorBoardLogger(save_dir=str(run_dir), name="logs"),
+        ]
+    callbacks: list[Callback] = list(config.get("callbacks") or [])
+    if config.get("enable_checkpointing", True) is not False:
+        checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
+        if not checkpoints:
+            callbacks.append(ModelCheckpoint(save_last=True))
+            checkpoints = callbacks[-1:]
+        for checkpoint in checkpoints:
+            if checkpoint.dirpath is None:
+                checkpoint.dirpath = str(run_dir / "checkpoints")
+    for infrastructure in (MetricsFileWriter, DataStatsLogger):
+        if not any(isinstance(c, infrastructure) for c in callbacks):
+            callbacks.append(infrastructure())
+    config["callbacks"] = callbacks
+    return config
+
+
+class MMPretrainCLI(LightningCLI):
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        return super()._instantiate_trainer(_with_run_dir_defaults(config), callbacks)
+
+    def after_validate(self) -> None:
+        self._print_metrics_file()
+
+    def after_test(self) -> None:
+        self._print_metrics_file()
+
+    def _print_metrics_file(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        writer = next((c for c in self.trainer.callbacks if isinstance(c, MetricsFileWriter)), None)
+        if writer is None or writer.last_path is None:
+            return
+        metrics = json.loads(writer.last_path.read_text())
+        print(format_evaluation(metrics))
+        print(f"metrics written to {writer.last_path}")
+
+
+def format_evaluation(metrics: dict[str, Any]) -> str:
+    """Human summary of the headline metrics (zero-shot vs chance, retrieval)."""
+    lines = ["", "Final evaluation"]
+    if "zeroshot_top1" in metrics:
+        chance = metrics.get("chance_top1", float("nan"))
+        ratio = metrics["zeroshot_top1"] / chance if chance else float("nan")
+        lines.append(
+            f"  zero-shot top-1 {100 * metrics['zeroshot_top1']:.1f}%  top-5 "
+            f"{100 * metrics.get('zeroshot_top5', float('nan')):.1f}%  (chance {100 * chance:.1f}%,"
+            f" {ratio:.1f}x chance)")
+    for direction, label in (("i2t", "image->text"), ("t2i", "text->image")):
+        if f"{direction}_r1" in metrics:
+            lines.append(
+                f"  {label:12s} R@1 {100 * metrics[f'{direction}_r1']:.1f}%  R@5 "
+                f"{100 * metrics[f'{direction}_r5']:.1f}%  R@10 {100 * metrics[f'{direction}_r10']:.1f}%")
+    return "\n".join(lines)
+
+
+def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> MMPretrainCLI:
+    return MMPretrainCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        seed_everything_default=0,
+        args=args,
+        run=run,
+        auto_configure_optimizers=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    run_lightning_cli(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""LightningModules: wire model + loss + optimizer + logging (no data code)."""
+
+from mmpretrain.tasks.contrastive import ContrastiveTask
+from mmpretrain.tasks.schedules import WarmupConstantLR, WarmupCosineLR
+
+__all__ = ["ContrastiveTask", "WarmupConstantLR", "WarmupCosineLR"]
