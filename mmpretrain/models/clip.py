@@ -35,7 +35,8 @@ class CLIP(nn.Module):
             raise ValueError(f"CLIP: vision.output_dim ({vision_dim}) must equal text.output_dim "
                              f"({text_dim}); set both towers' output_dim to the same embed dim")
         if max_logit_scale is not None and max_logit_scale <= 0:
-            raise ValueError(f"CLIP: max_logit_scale must be positive or None, got {max_logit_scale}")
+            raise ValueError("CLIP: max_logit_scale must be positive or None, got "
+                             f"{max_logit_scale}")
         self.output_dim = vision_dim
         self.visual = vision
         self.text = text

@@ -39,7 +39,8 @@ class VisionTransformer(nn.Module):
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
         scale = width ** -0.5
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(scale * torch.randn(self.grid_size ** 2 + 1, width))
+        num_tokens = self.grid_size ** 2 + 1
+        self.positional_embedding = nn.Parameter(scale * torch.randn(num_tokens, width))
         self.ln_pre = nn.LayerNorm(width)
         self.transformer = Transformer(width, layers, heads, mlp_ratio, attn_backend=attn_backend,
                                        grad_checkpointing=grad_checkpointing)

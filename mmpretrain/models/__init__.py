@@ -1,0 +1,24 @@
+"""nn.Module models: towers, the two-tower CLIP, and the named-config registry."""
+
+from mmpretrain.models.clip import CLIP
+from mmpretrain.models.open_clip_layout import from_open_clip_state_dict, to_open_clip_state_dict
+from mmpretrain.models.registry import (
+    clip_from_open_clip_config,
+    create_clip,
+    get_model_config,
+    list_models,
+)
+from mmpretrain.models.text_transformer import TextTransformer
+from mmpretrain.models.vision_transformer import VisionTransformer
+
+__all__ = [
+    "CLIP",
+    "TextTransformer",
+    "VisionTransformer",
+    "clip_from_open_clip_config",
+    "create_clip",
+    "from_open_clip_state_dict",
+    "get_model_config",
+    "list_models",
+    "to_open_clip_state_dict",
+]

@@ -1,0 +1,141 @@
+"""Named CLIP configs in open_clip's json format, and builders from such configs.
+
+A config is ``{"embed_dim", "vision_cfg": {...}, "text_cfg": {...}}`` exactly as in
+``open_clip/model_configs/*.json``; the ViT numbers below are copied from there.
+"""
+
+import copy
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from mmpretrain.models.clip import CLIP
+from mmpretrain.models.text_transformer import TextTransformer
+from mmpretrain.models.vision_transformer import VisionTransformer
+from mmpretrain.nn.attention import AttentionBackendName
+
+_VIT_B_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}
+
+_CONFIGS: dict[str, dict[str, Any]] = {
+    # Small enough for a 2-core CPU training step in well under a second.
+    "tiny": {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "patch_size": 8,
+                       "head_width": 32},
+        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4,
+                     "layers": 4},
+    },
+    "ViT-B-32": {
+        "embed_dim": 512,
+        "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+        "text_cfg": _VIT_B_TEXT,
+    },
+    "ViT-B-16": {
+        "embed_dim": 512,
+        "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16},
+        "text_cfg": _VIT_B_TEXT,
+    },
+}
+
+# Defaults of open_clip's CLIPVisionCfg / CLIPTextCfg for the keys we support.
+_VISION_DEFAULTS = {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16,
+                    "head_width": 64, "mlp_ratio": 4.0}
+_TEXT_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8,
+                  "layers": 12, "mlp_ratio": 4.0}
+_TOP_LEVEL_KEYS = ("embed_dim", "vision_cfg", "text_cfg", "init_logit_scale", "init_logit_bias",
+                   "custom_text", "quick_gelu")
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_clip`."""
+    return sorted(_CONFIGS)
+
+
+def get_model_config(name: str) -> dict[str, Any]:
+    """A deep copy of the registered open_clip-format config called ``name``."""
+    if name not in _CONFIGS:
+        raise KeyError(f"unknown model {name!r}; registered models: {list_models()}")
+    return copy.deepcopy(_CONFIGS[name])
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _section(cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    section = cfg.get(key)
+    if not isinstance(section, Mapping):
+        raise ValueError(f"open_clip config: {key!r} must be a dict, got {section!r}")
+    unknown = sorted(set(section) - set(defaults))
+    if unknown:
+        raise ValueError(f"open_clip config: {key}.{unknown[0]} is not supported by mmpretrain's "
+                         f"towers (supported {key} keys: {sorted(defaults)})")
+    resolved = {**defaults, **section}
+    for name in ("image_size", "layers", "width", "patch_size", "head_width", "context_length",
+                 "vocab_size", "heads"):
+        if name in resolved and (isinstance(resolved[name], bool)
+                                 or not isinstance(resolved[name], int)):
+            raise ValueError(f"open_clip config: {key}.{name} must be an int, got "
+                             f"{resolved[name]!r}")
+    return resolved
+
+
+def clip_from_open_clip_config(
+    cfg: Mapping[str, Any],
+    attn_backend: AttentionBackendName = "auto",
+    grad_checkpointing: bool = False,
+    max_logit_scale: float | None = 100.0,
+) -> CLIP:
+    """Build a :class:`CLIP` of ViT + text transformer from an open_clip json config dict."""
+    unknown = sorted(set(cfg) - set(_TOP_LEVEL_KEYS))
+    if unknown:
+        raise ValueError(f"open_clip config: key {unknown[0]!r} is not supported "
+                         f"(supported: {list(_TOP_LEVEL_KEYS)})")
+    if cfg.get("quick_gelu", False):
+        raise ValueError("open_clip config: quick_gelu=true is not supported; mmpretrain towers "
+                         "use nn.GELU (pick the non-quickgelu config)")
+    if "embed_dim" not in cfg:
+        raise ValueError("open_clip config: missing required key 'embed_dim'")
+    vision = _section(cfg, "vision_cfg", _VISION_DEFAULTS)
+    text = _section(cfg, "text_cfg", _TEXT_DEFAULTS)
+    if vision["width"] % vision["head_width"] != 0:
+        raise ValueError(f"open_clip config: vision_cfg.width {vision['width']} must be a "
+                         f"multiple of vision_cfg.head_width {vision['head_width']}")
+    embed_dim = cfg["embed_dim"]
+    visual = VisionTransformer(
+        image_size=vision["image_size"], patch_size=vision["patch_size"], width=vision["width"],
+        layers=vision["layers"], heads=vision["width"] // vision["head_width"],
+        mlp_ratio=vision["mlp_ratio"], output_dim=embed_dim, attn_backend=attn_backend,
+        grad_checkpointing=grad_checkpointing)
+    text_tower = TextTransformer(
+        context_length=text["context_length"], vocab_size=text["vocab_size"],
+        width=text["width"], layers=text["layers"], heads=text["heads"],
+        mlp_ratio=text["mlp_ratio"], output_dim=embed_dim, attn_backend=attn_backend,
+        grad_checkpointing=grad_checkpointing)
+    return CLIP(visual, text_tower,
+                init_logit_scale=cfg.get("init_logit_scale", math.log(1 / 0.07)),
+                init_logit_bias=cfg.get("init_logit_bias"),
+                max_logit_scale=max_logit_scale)
+
+
+def create_clip(
+    name: str,
+    attn_backend: AttentionBackendName = "auto",
+    grad_checkpointing: bool = False,
+    max_logit_scale: float | None = 100.0,
+    **overrides: Any,
+) -> CLIP:
+    """Build a registered model; ``overrides`` are deep-merged into its open_clip config.
+
+    Example: ``create_clip("tiny", text_cfg={"context_length": 16})``.
+    """
+    cfg = _merge(get_model_config(name), overrides)
+    return clip_from_open_clip_config(cfg, attn_backend=attn_backend,
+                                      grad_checkpointing=grad_checkpointing,
+                                      max_logit_scale=max_logit_scale)
