@@ -1,0 +1,104 @@
+"""Image preprocessing equivalent to open_clip's `image_transform` (no timm augmentation).
+
+train: RandomResizedCrop(image_size, crop_scale, bicubic) -> tensor -> CLIP normalisation.
+eval:  Resize(image_size, bicubic, shorter side) -> CenterCrop -> tensor -> normalisation.
+
+Decoding is part of the transform because it knows how large a source it needs: a JPEG much
+larger than that is decoded at 1/2, 1/4 or 1/8 scale by libjpeg (`Image.draft`), which is
+several times faster and loses nothing the following resize would have kept.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import torch
+from PIL import Image
+from torchvision import transforms as T
+
+from mmpretrain.data.wds.skips import SkipSample
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# PIL's own default decompression-bomb threshold (1024 * 1024 * 1024 // 4 // 3)
+MAX_IMAGE_PIXELS = 89_478_485
+# RandomResizedCrop's default aspect ratio range; its lower end bounds a crop's shorter side
+_MIN_CROP_RATIO = 3 / 4
+
+
+def decode_image(data: bytes, min_side: int = 0, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """RGB image from encoded bytes. JPEGs whose shorter side is at least twice `min_side` are
+    decoded at reduced scale (shorter side still >= `min_side`).
+
+    Raises SkipSample("too_many_pixels") above `max_pixels`, SkipSample("decode_error") when
+    the bytes are not a readable image.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > max_pixels:
+                raise SkipSample("too_many_pixels", f"{image.width}x{image.height}")
+            shorter = min(image.size)
+            if image.format == "JPEG" and min_side > 0 and shorter >= 2 * min_side:
+                scale = min_side / shorter
+                image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+            return image.convert("RGB")
+    except SkipSample:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exn:
+        raise SkipSample("too_many_pixels", str(exn)) from exn
+    except Exception as exn:  # noqa: BLE001 - PIL raises many types on corrupt input
+        raise SkipSample("decode_error", repr(exn)) from exn
+
+
+class ImageTransform:
+    """Bytes or PIL image -> normalised float tensor [3, image_size, image_size]."""
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        train: bool = True,
+        crop_scale: tuple[float, float] = (0.9, 1.0),
+        mean: tuple[float, float, float] = CLIP_MEAN,
+        std: tuple[float, float, float] = CLIP_STD,
+        max_pixels: int = MAX_IMAGE_PIXELS,
+    ) -> None:
+        if image_size < 1:
+            raise ValueError(f"image_size must be positive, got {image_size}")
+        low, high = crop_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
+        self.image_size, self.train, self.crop_scale = image_size, train, (low, high)
+        self.max_pixels = max_pixels
+        bicubic = T.InterpolationMode.BICUBIC
+        if train:
+            geometry = [T.RandomResizedCrop(image_size, scale=(low, high), interpolation=bicubic)]
+            # a crop's shorter side is at least sqrt(3/4 * low) of the source's shorter side
+            self.min_source_side = math.ceil(image_size / math.sqrt(_MIN_CROP_RATIO * low))
+        else:
+            geometry = [T.Resize(image_size, interpolation=bicubic), T.CenterCrop(image_size)]
+            self.min_source_side = image_size
+        self._pipeline = T.Compose([*geometry, T.ToTensor(), T.Normalize(mean, std)])
+
+    def load(self, data: bytes) -> torch.Tensor:
+        return self(decode_image(data, self.min_source_side, self.max_pixels))
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return self._pipeline(image)
+
+    def __repr__(self) -> str:
+        kind = f"train, crop_scale={self.crop_scale}" if self.train else "eval"
+        return f"ImageTransform({self.image_size}, {kind})"
+
+
+def train_transform(image_size: int = 224, crop_scale: tuple[float, float] = (0.9, 1.0)) -> ImageTransform:
+    return ImageTransform(image_size, train=True, crop_scale=crop_scale)
+
+
+def eval_transform(image_size: int = 224) -> ImageTransform:
+    return ImageTransform(image_size, train=False)

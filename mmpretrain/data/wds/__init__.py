@@ -1,0 +1,1 @@
+"""WebDataset shards: spec parsing, tolerant tar reading, the resumable `ShardStream`."""
