@@ -19,6 +19,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from mmpretrain.callbacks import DataStatsLogger, MetricsFileWriter
+from mmpretrain.commands import available_commands, command_help, run_command
 
 DEFAULT_RUN_DIR = "runs/default"
 
@@ -103,6 +104,11 @@ def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> MMPret
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    extra = available_commands()
+    if argv and argv[0] in extra:
+        sys.exit(run_command(argv[0], argv[1:]))
+    if argv and argv[0] in ("-h", "--help") and extra:
+        print(f"extra commands (besides fit/validate/test/predict):\n{command_help()}\n")
     run_lightning_cli(argv)
 
 

@@ -1,0 +1,32 @@
+"""Shared fixtures: synthetic shards generated once per test session with the data tools."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_synthetic(kind: str, out: Path, num_samples: int, shard_size: int, seed: int,
+                   *extra: str) -> Path:
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "data_tools" / "make_synthetic.py"), kind, "--out", str(out),
+         "--num-samples", str(num_samples), "--shard-size", str(shard_size), "--seed", str(seed),
+         *extra],
+        check=True, capture_output=True, text=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_text_shards(tmp_path_factory) -> dict[str, Path]:
+    """Small synthetic image-text train/val sets (64 px): {'train': DIR, 'val': DIR}."""
+    root = tmp_path_factory.mktemp("synthetic_image_text")
+    return {
+        "train": make_synthetic("image-text", root / "train", 512, 64, 0),
+        "val": make_synthetic("image-text", root / "val", 128, 64, 1),
+    }

@@ -1,0 +1,71 @@
+"""Every YAML under configs/ parses and instantiates; every experiment config runs
+`fit` with `trainer.fast_dev_run=2` on CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmpretrain.cli import run_lightning_cli
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = REPO_ROOT / "configs"
+CPU_TRAINER = str(CONFIGS / "trainer" / "cpu.yaml")
+EXPERIMENTS = sorted(str(p.relative_to(REPO_ROOT)) for p in (CONFIGS / "exp").rglob("*.yaml"))
+TRAINERS = sorted(str(p.relative_to(REPO_ROOT)) for p in (CONFIGS / "trainer").rglob("*.yaml"))
+FRAGMENTS = sorted(str(p.relative_to(REPO_ROOT)) for d in ("model", "data")
+                   for p in (CONFIGS / d).rglob("*.yaml"))
+QUICKSTART = str(CONFIGS / "exp" / "clip" / "quickstart.yaml")
+
+
+def _cpu_overrides(path: str) -> list[str]:
+    """Trainer overlays for accelerators this machine lacks are instantiated on CPU."""
+    trainer = (yaml.safe_load(Path(REPO_ROOT / path).read_text()) or {}).get("trainer", {})
+    overrides = []
+    if trainer.get("accelerator") not in (None, "cpu", "auto"):
+        overrides += ["--trainer.accelerator=cpu", "--trainer.precision=32-true",
+                      "--trainer.devices=1"]
+    if trainer.get("strategy") not in (None, "auto"):
+        overrides += ["--trainer.strategy=auto"]
+    for key in ("num_nodes",):
+        if key in trainer:
+            overrides += [f"--trainer.{key}=1"]
+    return overrides
+
+
+def _data_overrides(shards: dict[str, Path]) -> list[str]:
+    return [f"--data.init_args.train_shards={shards['train']}",
+            f"--data.init_args.val_shards={shards['val']}",
+            "--data.init_args.num_workers=0", "--data.init_args.batch_size=8"]
+
+
+def test_config_inventory_is_not_empty():
+    assert QUICKSTART.replace(str(REPO_ROOT) + "/", "") in EXPERIMENTS
+    assert "configs/trainer/cpu.yaml" in TRAINERS
+
+
+@pytest.mark.parametrize("trainer_config", TRAINERS)
+def test_trainer_configs_instantiate(trainer_config, image_text_shards, tmp_path):
+    cli = run_lightning_cli(
+        ["-c", str(REPO_ROOT / trainer_config), "-c", QUICKSTART, *_cpu_overrides(trainer_config),
+         *_data_overrides(image_text_shards), f"--trainer.default_root_dir={tmp_path}"], run=False)
+    assert cli.trainer is not None and cli.model is not None
+
+
+@pytest.mark.parametrize("fragment", FRAGMENTS)
+def test_model_and_data_fragments_instantiate(fragment, image_text_shards, tmp_path):
+    cli = run_lightning_cli(
+        ["-c", CPU_TRAINER, "-c", QUICKSTART, "-c", str(REPO_ROOT / fragment),
+         *_data_overrides(image_text_shards), f"--trainer.default_root_dir={tmp_path}"], run=False)
+    assert cli.model is not None and cli.datamodule is not None
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_fast_dev_run(experiment, image_text_shards, tmp_path):
+    cli = run_lightning_cli(
+        ["fit", "-c", CPU_TRAINER, "-c", str(REPO_ROOT / experiment), "--trainer.fast_dev_run=2",
+         f"--trainer.default_root_dir={tmp_path}", *_data_overrides(image_text_shards)])
+    assert cli.trainer.global_step == 2
+    assert cli.trainer.state.finished
