@@ -103,12 +103,13 @@ def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> MMPret
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
     extra = available_commands()
-    if argv and argv[0] in extra:
-        sys.exit(run_command(argv[0], argv[1:]))
-    if argv and argv[0] in ("-h", "--help") and extra:
+    if args and args[0] in extra:
+        sys.exit(run_command(args[0], args[1:]))
+    if args and args[0] in ("-h", "--help") and extra:
         print(f"extra commands (besides fit/validate/test/predict):\n{command_help()}\n")
+    # LightningCLI reads sys.argv itself; passing args as well only triggers a warning.
     run_lightning_cli(argv)
 
 
