@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -22,6 +23,11 @@ from mmpretrain.callbacks import DataStatsLogger, MetricsFileWriter
 from mmpretrain.commands import available_commands, command_help, run_command
 
 DEFAULT_RUN_DIR = "runs/default"
+
+# Our IterableDataset's __len__ is per-rank and worker-aware (ShardStream), so Lightning's
+# generic caution does not apply; the stream also carries its own resume state.
+warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined.*")
+warnings.filterwarnings("ignore", message=r".*not resumable.*")
 
 
 def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -34,6 +40,9 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
             TensorBoardLogger(save_dir=str(run_dir), name="logs"),
         ]
     callbacks: list[Callback] = list(config.get("callbacks") or [])
+    if config.get("enable_progress_bar") is False:
+        # A trainer overlay may list a progress bar; turning bars off must not be an error.
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if config.get("enable_checkpointing", True) is not False:
         checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
         if not checkpoints:

@@ -90,7 +90,7 @@ class WebDataModule(LightningDataModule):
             if self.train_shards is None:
                 raise ValueError("WebDataModule: train_shards is required for fitting")
             self._train_spec = parse_shard_spec(self.train_shards, self.train_weights)
-        if stage in (None, "fit", "validate") and self._val_spec is None and self.val_shards is not None:
+        if stage in (None, "fit", "validate", "test") and self._val_spec is None and self.val_shards is not None:
             self._val_spec = parse_shard_spec(self.val_shards)
 
     def _rank_world(self) -> tuple[int, int]:
@@ -133,6 +133,10 @@ class WebDataModule(LightningDataModule):
                 shuffle_buffer=0, collate=self.val_decoder.collate, drop_last=False, rank=rank,
                 world_size=world_size, num_workers=num_workers)
         return self._loader(self._val_stream, self._val_stream.num_workers)
+
+    def test_dataloader(self) -> DataLoader | list:
+        """`mmpretrain test` evaluates the held-out (val) shards."""
+        return self.val_dataloader()
 
     def set_epoch(self, epoch: int) -> None:
         if self._train_stream is not None:
@@ -187,9 +191,12 @@ class WebDataModule(LightningDataModule):
         self._train_stream.load_state_dict(per_rank[rank] if rank < len(per_rank) else per_rank[0])
 
     # ---- zero-shot ----------------------------------------------------------------------------
-    def zeroshot_prompts(self) -> tuple[list[str], torch.Tensor]:
-        """(classnames, tokens [C, T, L]) for every classname x template of classes.json."""
+    def zeroshot_prompts(self) -> tuple[list[str], torch.Tensor] | None:
+        """(classnames, tokens [C, T, L]) for every classname x template of classes.json, or
+        None when no classes file is configured and none lies beside the val shards."""
         path = self.zeroshot_classes or self._default_classes_path()
+        if self.zeroshot_classes is None and not os.path.exists(path):
+            return None
         try:
             with open(path, encoding="utf-8") as f:
                 classes = json.load(f)

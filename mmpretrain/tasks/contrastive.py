@@ -101,9 +101,21 @@ class ContrastiveTask(LightningModule):
         })
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self.compute_eval_metrics()
-        for name, value in metrics.items():
-            self.log(f"val/{name}", value, sync_dist=False, rank_zero_only=False)
+        self._log_eval_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._val_outputs = []
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval_metrics("test")
+
+    def _log_eval_metrics(self, prefix: str) -> None:
+        # values are already reduced over ranks, so every rank logs the same number
+        for name, value in self.compute_eval_metrics().items():
+            self.log(f"{prefix}/{name}", value, sync_dist=False)
         self._val_outputs = []
 
     def compute_eval_metrics(self) -> dict[str, float]:
