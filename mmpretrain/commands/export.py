@@ -26,6 +26,7 @@ from mmpretrain.models.checkpoint_io import (
     read_model_cfg,
 )
 from mmpretrain.models.checkpoints import (
+    ARCHITECTURE_ERROR_KEY,
     ARCHITECTURE_KEY,
     load_clip_weights,
     named_model_cfg,
@@ -63,7 +64,7 @@ def _architecture(checkpoint: Any, model_cfg: str | None) -> tuple[dict[str, Any
     recorded = checkpoint.get(ARCHITECTURE_KEY) if isinstance(checkpoint, dict) else None
     if isinstance(recorded, dict):
         return recorded, ""
-    reason = checkpoint.get(ARCHITECTURE_KEY + "_error") if isinstance(checkpoint, dict) else None
+    reason = checkpoint.get(ARCHITECTURE_ERROR_KEY) if isinstance(checkpoint, dict) else None
     if reason:
         return None, f"its model cannot be represented as an open_clip config: {reason}"
     return None, (f"it records no model architecture (key {ARCHITECTURE_KEY!r}); pass "

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Lightning checkpoints written by ContrastiveTask carry the model's open_clip config here.
 ARCHITECTURE_KEY = "open_clip_model_cfg"
+ARCHITECTURE_ERROR_KEY = "open_clip_model_cfg_error"  # why a model has no such config
 _SHOWN = 5
 
 

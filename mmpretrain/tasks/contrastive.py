@@ -17,6 +17,7 @@ from torch import nn
 from mmpretrain.eval import build_zeroshot_classifier, retrieval_recall, zeroshot_accuracy
 from mmpretrain.losses import ClipLoss
 from mmpretrain.models.checkpoints import (
+    ARCHITECTURE_ERROR_KEY,
     ARCHITECTURE_KEY,
     load_pretrained,
     open_clip_config_from_model,
@@ -69,7 +70,7 @@ class ContrastiveTask(LightningModule):
             checkpoint[ARCHITECTURE_KEY] = open_clip_config_from_model(self.model)
         except ValueError as err:
             checkpoint[ARCHITECTURE_KEY] = None
-            checkpoint[ARCHITECTURE_KEY + "_error"] = str(err)
+            checkpoint[ARCHITECTURE_ERROR_KEY] = str(err)
 
     # ---------------------------------------------------------------- training
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from mmpretrain.commands.export import main as export_main
 from mmpretrain.data.transforms import CLIP_MEAN
 from mmpretrain.models import create_clip, from_open_clip_state_dict, get_model_config
 from mmpretrain.models.checkpoints import (
+    ARCHITECTURE_ERROR_KEY,
     ARCHITECTURE_KEY,
     CheckpointMismatchError,
     from_open_clip,
@@ -110,7 +111,7 @@ def test_export_refusals_are_clear(trained_run, tmp_path, capsys):
     torch.save({"pytorch-lightning_version": "2.6.0",
                 "state_dict": {"model.encoder.weight": torch.zeros(2, 2)},
                 ARCHITECTURE_KEY: None,
-                ARCHITECTURE_KEY + "_error": "open_clip can only represent mmpretrain.models.CLIP"
+                ARCHITECTURE_ERROR_KEY: "open_clip can only represent mmpretrain.models.CLIP"
                                              ", got VideoTowers"}, unrepresentable)
     assert export_main(["--ckpt", str(unrepresentable), "--to", "open_clip",
                         "--out", str(tmp_path / "a")]) == 2

@@ -15,11 +15,12 @@ import torch
 from open_clip.model import resize_pos_embed as open_clip_resize_pos_embed
 from safetensors.torch import save_file
 
-from mmpretrain.models import clip_from_open_clip_config
+from mmpretrain.models import clip_from_open_clip_config, to_open_clip_state_dict
 from mmpretrain.models.checkpoint_io import load_state_dict_file, resolve_source
 from mmpretrain.models.checkpoints import (
     CheckpointMismatchError,
     from_open_clip,
+    load_clip_weights,
     load_pretrained,
     open_clip_config_from_model,
     tag_source,
@@ -107,22 +108,31 @@ def test_vit_b32_from_open_clip_matches_open_clip(tmp_path):
     torch.manual_seed(0)
     reference = open_clip.create_model("ViT-B-32").eval()
     state = reference.state_dict()
-    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     tokens = open_clip.tokenize(TEXTS)
+    with torch.no_grad():
+        expected = reference.encode_image(images), reference.encode_text(tokens)
+
+    def diff(ours) -> float:
+        with torch.no_grad():
+            return max((ours.eval().encode_image(images) - expected[0]).abs().max().item(),
+                       (ours.encode_text(tokens) - expected[1]).abs().max().item())
+
     safetensors_file = _write(state, tmp_path / "open_clip_model.safetensors", False, False)
     ours = from_open_clip("ViT-B-32", str(safetensors_file), attn_backend="sdpa")
-    diff = max_abs_diff(ours, reference, images, tokens)
-    print(f"ViT-B-32 safetensors: max |ours - open_clip| = {diff:.2e}")
-    assert diff < 1e-4
+    from_safetensors = diff(ours)
+    print(f"ViT-B-32 safetensors: max |ours - open_clip| = {from_safetensors:.2e}")
+    assert from_safetensors < 1e-4
     safetensors_file.unlink()
     torch_file = _write(state, tmp_path / "open_clip_pytorch_model.bin", True, True)
     with torch.no_grad():
         for param in ours.parameters():
             param.zero_()
     load_pretrained(ours, str(torch_file))
-    diff = max_abs_diff(ours, reference, images, tokens)
-    print(f"ViT-B-32 .bin {{'state_dict': module.*}}: max |ours - open_clip| = {diff:.2e}")
-    assert diff < 1e-4
+    from_torch_file = diff(ours)
+    print(f"ViT-B-32 .bin {{'state_dict': module.*}}: max |ours - open_clip| = "
+          f"{from_torch_file:.2e}")
+    assert from_torch_file < 1e-4
 
 
 def _fake_hf_cache(cache: Path, repo_id: str, files: dict[str, Path]) -> None:
@@ -164,6 +174,18 @@ def test_hf_hub_ids_and_pretrained_tags_resolve_from_cache_offline(small_referen
         resolve_source("hf-hub:nobody/not-downloaded")
     with pytest.raises(FileNotFoundError, match="not a local file, and not an open_clip tag"):
         from_open_clip("ViT-B-32", "no_such_tag")
+
+
+def test_logit_bias_round_trips_and_is_kept_when_checkpoint_lacks_it(small_reference, caplog):
+    ours = clip_from_open_clip_config({**SMALL_CFG, "init_logit_bias": -10.0}, attn_backend="sdpa")
+    cfg = open_clip_config_from_model(ours)
+    assert cfg["init_logit_bias"] == -10.0
+    open_clip.CLIP(**cfg).load_state_dict(to_open_clip_state_dict(ours.state_dict()), strict=True)
+    with caplog.at_level(logging.WARNING):
+        load_clip_weights(ours, small_reference.state_dict(), "clip-only.pt")
+    assert "no logit_bias in the checkpoint" in caplog.text
+    assert ours.logit_bias.item() == -10.0
+    torch.testing.assert_close(ours.visual.proj, small_reference.visual.proj)
 
 
 def test_wrong_architecture_names_keys_and_shapes(small_reference, tmp_path):

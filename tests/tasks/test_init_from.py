@@ -14,7 +14,11 @@ from torch.utils.data import DataLoader
 
 from mmpretrain.models import clip_from_open_clip_config, from_open_clip_state_dict
 from mmpretrain.models.checkpoint_io import load_state_dict_file, read_checkpoint_file
-from mmpretrain.models.checkpoints import ARCHITECTURE_KEY, open_clip_config_from_model
+from mmpretrain.models.checkpoints import (
+    ARCHITECTURE_ERROR_KEY,
+    ARCHITECTURE_KEY,
+    open_clip_config_from_model,
+)
 from mmpretrain.tasks import ContrastiveTask
 
 SMALL_CFG = {
@@ -104,4 +108,4 @@ def test_unrepresentable_model_records_why(tmp_path):
     task.on_save_checkpoint(checkpoint)
     assert checkpoint[ARCHITECTURE_KEY] is None
     assert "only represent mmpretrain.models.CLIP, got TwoTowers" in (
-        checkpoint[ARCHITECTURE_KEY + "_error"])
+        checkpoint[ARCHITECTURE_ERROR_KEY])
