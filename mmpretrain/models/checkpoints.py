@@ -22,25 +22,21 @@ from mmpretrain.models.open_clip_layout import from_open_clip_state_dict
 from mmpretrain.models.pos_embed_resize import adapt_position_embeddings
 from mmpretrain.models.registry import clip_from_open_clip_config, list_models
 from mmpretrain.models.registry import get_model_config as get_registered_config
+from mmpretrain.models.state_dict_check import CheckpointMismatchError, check_state_dict_fits
 from mmpretrain.models.text_transformer import TextTransformer
+from mmpretrain.models.timm_tower import TimmVisionTower
 from mmpretrain.models.vision_transformer import VisionTransformer
 from mmpretrain.nn.attention import AttentionBackendName
+
+__all__ = ["ARCHITECTURE_ERROR_KEY", "ARCHITECTURE_KEY", "CheckpointMismatchError",
+           "from_open_clip", "load_clip_weights", "load_pretrained", "named_model_cfg",
+           "open_clip_config_from_model", "state_dict_of", "tag_source"]
 
 log = logging.getLogger(__name__)
 
 # Lightning checkpoints written by ContrastiveTask carry the model's open_clip config here.
 ARCHITECTURE_KEY = "open_clip_model_cfg"
 ARCHITECTURE_ERROR_KEY = "open_clip_model_cfg_error"  # why a model has no such config
-_SHOWN = 5
-
-
-class CheckpointMismatchError(ValueError):
-    """The checkpoint's parameters do not fit the model (names or shapes)."""
-
-
-def _listing(title: str, items: list[str]) -> str:
-    more = f", ... ({len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
-    return f"\n  {title} ({len(items)}): {', '.join(items[:_SHOWN])}{more}"
 
 
 def _to_our_layout(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -56,8 +52,8 @@ def _to_our_layout(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
 def load_clip_weights(model: nn.Module, state_dict: dict[str, Tensor], origin: str) -> None:
     """Load an open_clip (plain or CustomText) or mmpretrain CLIP state dict into ``model``.
 
-    Raises :class:`CheckpointMismatchError` naming missing / unexpected keys and shape
-    mismatches (first few of each, with counts) when the architectures differ.
+    Raises :class:`CheckpointMismatchError` (see ``state_dict_check``) when the architectures
+    differ.
     """
     target = model.state_dict()
     incoming = adapt_position_embeddings(_to_our_layout(state_dict), target, origin)
@@ -65,22 +61,7 @@ def load_clip_weights(model: nn.Module, state_dict: dict[str, Tensor], origin: s
         log.warning("%s: no logit_bias in the checkpoint; keeping the model's initial value %.3f",
                     origin, float(target["logit_bias"]))
         incoming["logit_bias"] = target["logit_bias"]
-    missing = sorted(set(target) - set(incoming))
-    unexpected = sorted(set(incoming) - set(target))
-    mismatched = sorted(
-        f"{key}: checkpoint {tuple(incoming[key].shape)} vs model {tuple(target[key].shape)}"
-        for key in set(target) & set(incoming) if incoming[key].shape != target[key].shape)
-    if missing or unexpected or mismatched:
-        message = (f"checkpoint {origin} does not match the model architecture "
-                   f"({type(model).__name__}): {len(missing)} missing keys, {len(unexpected)} "
-                   f"unexpected keys, {len(mismatched)} shape mismatches")
-        if missing:
-            message += _listing("missing in checkpoint", missing)
-        if unexpected:
-            message += _listing("unexpected in checkpoint", unexpected)
-        if mismatched:
-            message += _listing("shape mismatch", mismatched)
-        raise CheckpointMismatchError(message)
+    check_state_dict_fits(target, incoming, origin, type(model).__name__)
     model.load_state_dict(incoming, strict=True)
 
 
@@ -93,6 +74,8 @@ def load_pretrained(model: nn.Module, source: str) -> nn.Module:
 
 
 def named_model_cfg(model_name: str) -> dict[str, Any]:
+    """The open_clip-format config of an mmpretrain registry name or an open_clip config name."""
+    model_name = model_name.replace("/", "-")  # 'ViT-B/32' as open_clip also accepts it
     if model_name in list_models():
         return get_registered_config(model_name)
     import open_clip  # only its bundled json configs are used
@@ -159,36 +142,42 @@ def from_open_clip(
     return model
 
 
+def _vision_cfg(visual: nn.Module) -> dict[str, Any]:
+    if isinstance(visual, TimmVisionTower):
+        return {"timm_model_name": visual.model_name, "timm_model_pretrained": False,
+                "timm_pool": visual.pool, "timm_proj": visual.proj,
+                "timm_proj_bias": visual.proj_bias, "timm_drop": visual.drop,
+                "timm_drop_path": visual.drop_path, "image_size": visual.image_size}
+    # isinstance, not type(): FSDP2 swaps a sharded module's class for a subclass.
+    if not isinstance(visual, VisionTransformer):
+        raise ValueError("open_clip export supports VisionTransformer and TimmVisionTower image "
+                         f"towers, got {type(visual).__name__}")
+    blocks = visual.transformer.resblocks
+    return {"image_size": visual.image_size, "layers": len(blocks), "width": visual.width,
+            "patch_size": visual.patch_size, "head_width": visual.width // blocks[0].attn.heads,
+            "mlp_ratio": blocks[0].mlp.c_fc.out_features / visual.width}
+
+
+def _text_cfg(text: nn.Module) -> dict[str, Any]:
+    if not isinstance(text, TextTransformer):
+        raise ValueError("open_clip export supports the TextTransformer text tower, got "
+                         f"{type(text).__name__}")
+    blocks = text.transformer.resblocks
+    return {"context_length": text.context_length, "vocab_size": text.vocab_size,
+            "width": text.width, "heads": blocks[0].attn.heads, "layers": len(blocks),
+            "mlp_ratio": blocks[0].mlp.c_fc.out_features / text.width}
+
+
 def open_clip_config_from_model(model: nn.Module) -> dict[str, Any]:
     """The open_clip json config (``embed_dim``, ``vision_cfg``, ``text_cfg``) of ``model``.
 
-    Raises ValueError for models open_clip's ViT + text transformer cannot represent.
+    Raises ValueError for models open_clip cannot represent.
     """
     if not isinstance(model, CLIP):
         raise ValueError(f"open_clip can only represent mmpretrain.models.CLIP, got "
                          f"{type(model).__name__}")
-    visual, text = model.visual, model.text
-    if type(visual) is not VisionTransformer or type(text) is not TextTransformer:
-        raise ValueError("open_clip export supports CLIP(VisionTransformer, TextTransformer); got "
-                         f"CLIP({type(visual).__name__}, {type(text).__name__})")
-
-    def stack(tower: nn.Module) -> dict[str, Any]:
-        blocks = tower.transformer.resblocks
-        return {"layers": len(blocks), "width": tower.width,
-                "mlp_ratio": blocks[0].mlp.c_fc.out_features / tower.width,
-                "heads": blocks[0].attn.heads}
-
-    vision, txt = stack(visual), stack(text)
-    cfg: dict[str, Any] = {
-        "embed_dim": model.output_dim,
-        "vision_cfg": {"image_size": visual.image_size, "layers": vision["layers"],
-                       "width": vision["width"], "patch_size": visual.patch_size,
-                       "head_width": vision["width"] // vision["heads"],
-                       "mlp_ratio": vision["mlp_ratio"]},
-        "text_cfg": {"context_length": text.context_length, "vocab_size": text.vocab_size,
-                     "width": txt["width"], "heads": txt["heads"], "layers": txt["layers"],
-                     "mlp_ratio": txt["mlp_ratio"]},
-    }
+    cfg: dict[str, Any] = {"embed_dim": model.output_dim, "vision_cfg": _vision_cfg(model.visual),
+                           "text_cfg": _text_cfg(model.text)}
     if model.logit_bias is not None:
         cfg["init_logit_bias"] = float(model.logit_bias.detach())
     return cfg
