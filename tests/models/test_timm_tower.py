@@ -123,3 +123,28 @@ def test_timm_clip_exports_to_open_clip(reference, images, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode_image(images), ours.encode_image(images),
                                    atol=1e-5, rtol=1e-5)
+
+
+def test_timm_tower_with_pretrained_trunk_from_yaml(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from mmpretrain.cli import run_lightning_cli
+
+    repo = Path(__file__).resolve().parents[2]
+    torch.manual_seed(4)
+    trunk_weights = timm.create_model("test_vit").state_dict()
+    save_file(trunk_weights, str(tmp_path / "test_vit.safetensors"))
+    vision = {"class_path": "mmpretrain.models.TimmVisionTower",
+              "init_args": {"model_name": "test_vit", "output_dim": 128, "image_size": 160,
+                            "pool": "token", "pretrained": str(tmp_path / "test_vit.safetensors")}}
+    (tmp_path / "timm.yaml").write_text(yaml.safe_dump(
+        {"model": {"init_args": {"model": {"init_args": {"vision": vision}}}}}))
+    cli = run_lightning_cli(["-c", str(repo / "configs/trainer/cpu.yaml"),
+                             "-c", str(repo / "configs/exp/clip/quickstart.yaml"),
+                             "-c", str(tmp_path / "timm.yaml"),
+                             f"--trainer.default_root_dir={tmp_path}"], run=False)
+    trunk = cli.model.model.visual.trunk.state_dict()
+    for key in ("patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "norm.weight"):
+        torch.testing.assert_close(trunk[key], trunk_weights[key], atol=0, rtol=0)
