@@ -11,6 +11,7 @@ from typing import Any
 
 from mmpretrain.models.clip import CLIP
 from mmpretrain.models.text_transformer import TextTransformer
+from mmpretrain.models.timm_tower import TimmVisionTower
 from mmpretrain.models.vision_transformer import VisionTransformer
 from mmpretrain.nn.attention import AttentionBackendName
 
@@ -40,6 +41,10 @@ _CONFIGS: dict[str, dict[str, Any]] = {
 # Defaults of open_clip's CLIPVisionCfg / CLIPTextCfg for the keys we support.
 _VISION_DEFAULTS = {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16,
                     "head_width": 64, "mlp_ratio": 4.0}
+# open_clip's timm image tower keys (a timm_model_name replaces layers/width/patch_size).
+_TIMM_VISION_DEFAULTS = {"timm_model_name": None, "timm_model_pretrained": False,
+                         "timm_pool": "avg", "timm_proj": "linear", "timm_proj_bias": False,
+                         "timm_drop": 0.0, "timm_drop_path": None, "image_size": 224}
 _TEXT_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8,
                   "layers": 12, "mlp_ratio": 4.0}
 _TOP_LEVEL_KEYS = ("embed_dim", "vision_cfg", "text_cfg", "init_logit_scale", "init_logit_bias",
@@ -86,13 +91,40 @@ def _section(cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> d
     return resolved
 
 
+def _vit_tower(vision: dict[str, Any], embed_dim: int, attn_backend: AttentionBackendName,
+               grad_checkpointing: bool) -> VisionTransformer:
+    if vision["width"] % vision["head_width"] != 0:
+        raise ValueError(f"open_clip config: vision_cfg.width {vision['width']} must be a "
+                         f"multiple of vision_cfg.head_width {vision['head_width']}")
+    return VisionTransformer(
+        image_size=vision["image_size"], patch_size=vision["patch_size"], width=vision["width"],
+        layers=vision["layers"], heads=vision["width"] // vision["head_width"],
+        mlp_ratio=vision["mlp_ratio"], output_dim=embed_dim, attn_backend=attn_backend,
+        grad_checkpointing=grad_checkpointing)
+
+
+def _timm_tower(vision: dict[str, Any], embed_dim: int) -> TimmVisionTower:
+    if vision["timm_model_pretrained"]:
+        raise ValueError("open_clip config: vision_cfg.timm_model_pretrained=true would download "
+                         "weights; set it to false and load trunk weights from a local file or "
+                         "the HF cache (TimmVisionTower(pretrained=...)) or a full checkpoint")
+    if vision["timm_proj"] not in ("linear", "none"):
+        raise ValueError(f"open_clip config: vision_cfg.timm_proj={vision['timm_proj']!r} is not "
+                         "supported (supported: 'linear', 'none')")
+    return TimmVisionTower(
+        vision["timm_model_name"], output_dim=embed_dim, image_size=vision["image_size"],
+        pool=vision["timm_pool"], proj=vision["timm_proj"], proj_bias=vision["timm_proj_bias"],
+        drop=vision["timm_drop"], drop_path=vision["timm_drop_path"])
+
+
 def clip_from_open_clip_config(
     cfg: Mapping[str, Any],
     attn_backend: AttentionBackendName = "auto",
     grad_checkpointing: bool = False,
     max_logit_scale: float | None = 100.0,
 ) -> CLIP:
-    """Build a :class:`CLIP` of ViT + text transformer from an open_clip json config dict."""
+    """Build a :class:`CLIP` (ViT or timm image tower + text transformer) from an open_clip
+    json config dict."""
     unknown = sorted(set(cfg) - set(_TOP_LEVEL_KEYS))
     if unknown:
         raise ValueError(f"open_clip config: key {unknown[0]!r} is not supported "
@@ -102,17 +134,13 @@ def clip_from_open_clip_config(
                          "use nn.GELU (pick the non-quickgelu config)")
     if "embed_dim" not in cfg:
         raise ValueError("open_clip config: missing required key 'embed_dim'")
-    vision = _section(cfg, "vision_cfg", _VISION_DEFAULTS)
     text = _section(cfg, "text_cfg", _TEXT_DEFAULTS)
-    if vision["width"] % vision["head_width"] != 0:
-        raise ValueError(f"open_clip config: vision_cfg.width {vision['width']} must be a "
-                         f"multiple of vision_cfg.head_width {vision['head_width']}")
     embed_dim = cfg["embed_dim"]
-    visual = VisionTransformer(
-        image_size=vision["image_size"], patch_size=vision["patch_size"], width=vision["width"],
-        layers=vision["layers"], heads=vision["width"] // vision["head_width"],
-        mlp_ratio=vision["mlp_ratio"], output_dim=embed_dim, attn_backend=attn_backend,
-        grad_checkpointing=grad_checkpointing)
+    if "timm_model_name" in (cfg.get("vision_cfg") or {}):
+        visual = _timm_tower(_section(cfg, "vision_cfg", _TIMM_VISION_DEFAULTS), embed_dim)
+    else:
+        visual = _vit_tower(_section(cfg, "vision_cfg", _VISION_DEFAULTS), embed_dim,
+                            attn_backend, grad_checkpointing)
     text_tower = TextTransformer(
         context_length=text["context_length"], vocab_size=text["vocab_size"],
         width=text["width"], layers=text["layers"], heads=text["heads"],

@@ -16,6 +16,12 @@ from torch import nn
 
 from mmpretrain.eval import build_zeroshot_classifier, retrieval_recall, zeroshot_accuracy
 from mmpretrain.losses import ClipLoss
+from mmpretrain.models.checkpoints import (
+    ARCHITECTURE_ERROR_KEY,
+    ARCHITECTURE_KEY,
+    load_pretrained,
+    open_clip_config_from_model,
+)
 from mmpretrain.tasks.param_groups import weight_decay_groups
 
 
@@ -33,7 +39,11 @@ class ContrastiveTask(LightningModule):
         zeroshot: bool = True,
         retrieval: bool = True,
         eval_chunk_size: int = 1024,
+        init_from: str | None = None,
     ) -> None:
+        """``init_from``: pretrained weights loaded into ``model`` at setup (a file, a run's
+        ``.ckpt``, ``local-dir:DIR`` or an offline ``hf-hub:REPO``; see
+        ``mmpretrain.models.checkpoints``). Resuming with ``--ckpt_path`` restores over them."""
         super().__init__()
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
@@ -44,6 +54,23 @@ class ContrastiveTask(LightningModule):
         self.eval_chunk_size = eval_chunk_size
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._last_step_time: float | None = None
+        self.init_from = init_from
+        self._init_from_applied = False
+
+    # ------------------------------------------------------- pretrained weights
+    def setup(self, stage: str) -> None:
+        # Lightning restores a --ckpt_path checkpoint after setup(), so a resume wins.
+        if self.init_from is not None and not self._init_from_applied:
+            load_pretrained(self.model, self.init_from)
+            self._init_from_applied = True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the architecture so `mmpretrain export` needs nothing but the checkpoint."""
+        try:
+            checkpoint[ARCHITECTURE_KEY] = open_clip_config_from_model(self.model)
+        except ValueError as err:
+            checkpoint[ARCHITECTURE_KEY] = None
+            checkpoint[ARCHITECTURE_ERROR_KEY] = str(err)
 
     # ---------------------------------------------------------------- training
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -170,7 +170,7 @@ def test_config_overrides_and_errors():
     assert model.text.positional_embedding.shape == (16, 128)
     assert model.visual.positional_embedding.shape == (65, 128)
     assert model.visual.transformer.resblocks[0].attn.heads == 4
-    with pytest.raises(ValueError, match="vision_cfg.timm_model_name is not supported"):
+    with pytest.raises(ValueError, match="vision_cfg.head_width is not supported"):  # timm tower
         create_clip("tiny", vision_cfg={"timm_model_name": "vit_base_patch16_224"})
     with pytest.raises(ValueError, match="quick_gelu"):
         create_clip("tiny", quick_gelu=True)
