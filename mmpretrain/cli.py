@@ -13,19 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from mmpretrain.callbacks import DataStatsLogger, MetricsFileWriter
+from mmpretrain.callbacks import AtomicModelCheckpoint, DataStatsLogger, MetricsFileWriter, PreemptionCheckpoint
 from mmpretrain.commands import available_commands, command_help, run_command
+from mmpretrain.plugins import AtomicCheckpointIO
 
 DEFAULT_RUN_DIR = "runs/default"
 
 
 def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """Point loggers and checkpoints at the run dir unless the config chose them explicitly."""
+    """Point loggers and checkpoints at the run dir unless the config chose them explicitly;
+    checkpoints are written atomically and SIGTERM saves `last.ckpt` before exiting."""
     run_dir = Path(config.get("default_root_dir") or DEFAULT_RUN_DIR)
     config["default_root_dir"] = str(run_dir)
     if config.get("logger") in (None, True):
@@ -37,15 +40,20 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("enable_checkpointing", True) is not False:
         checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
         if not checkpoints:
-            callbacks.append(ModelCheckpoint(save_last=True))
+            callbacks.append(AtomicModelCheckpoint(save_last=True))
             checkpoints = callbacks[-1:]
         for checkpoint in checkpoints:
             if checkpoint.dirpath is None:
                 checkpoint.dirpath = str(run_dir / "checkpoints")
-    for infrastructure in (MetricsFileWriter, DataStatsLogger):
+    for infrastructure in (MetricsFileWriter, DataStatsLogger, PreemptionCheckpoint):
         if not any(isinstance(c, infrastructure) for c in callbacks):
             callbacks.append(infrastructure())
     config["callbacks"] = callbacks
+    plugins = config.get("plugins")
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    config["plugins"] = plugins
     return config
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from mmpretrain.eval import build_zeroshot_classifier, retrieval_recall, zeroshot_accuracy
 from mmpretrain.losses import ClipLoss
+from mmpretrain.tasks.nonfinite import NonFiniteLossGuard, NonFinitePolicy
 from mmpretrain.tasks.param_groups import weight_decay_groups
 
 
@@ -33,7 +34,11 @@ class ContrastiveTask(LightningModule):
         zeroshot: bool = True,
         retrieval: bool = True,
         eval_chunk_size: int = 1024,
+        nonfinite_loss: NonFinitePolicy = "skip",
+        max_consecutive_nonfinite: int = 10,
     ) -> None:
+        """`nonfinite_loss`: on a NaN/inf loss, `skip` the update (counted, logged; stop after
+        `max_consecutive_nonfinite` in a row) or `stop` with a checkpoint (tasks/nonfinite.py)."""
         super().__init__()
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
@@ -42,6 +47,7 @@ class ContrastiveTask(LightningModule):
         self.zeroshot = zeroshot
         self.retrieval = retrieval
         self.eval_chunk_size = eval_chunk_size
+        self.nonfinite_guard = NonFiniteLossGuard(nonfinite_loss, max_consecutive_nonfinite)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._last_step_time: float | None = None
 
@@ -54,6 +60,8 @@ class ContrastiveTask(LightningModule):
         loss = self.loss(
             out["image_features"], out["text_features"], out["logit_scale"], out.get("logit_bias")
         )
+        if not self.nonfinite_guard.check(self, loss, batch):
+            return loss  # its gradients are dropped in on_before_optimizer_step
         batch_size = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/logit_scale", out["logit_scale"].detach(), batch_size=batch_size)
@@ -61,6 +69,9 @@ class ContrastiveTask(LightningModule):
             self.log("train/logit_bias", out["logit_bias"].detach(), batch_size=batch_size)
         self._log_lr_and_throughput(batch_size)
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.nonfinite_guard.drop_gradients_if_skipped(optimizer)
 
     def _log_lr_and_throughput(self, batch_size: int) -> None:
         optimizer = self.optimizers(use_pl_optimizer=False)
