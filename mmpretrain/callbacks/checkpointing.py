@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -28,6 +29,21 @@ from mmpretrain.plugins.atomic_checkpoint_io import replace_atomically
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):
+    """`enable_version_counter` defaults to False: a resumed run that reaches a step a killed run
+    had already saved overwrites that file (same step, newer state) and keeps writing `last.ckpt`
+    instead of `last-v1.ckpt`, so `--ckpt_path last` keeps meaning the newest state even when the
+    resumed run's checkpoint settings differ."""
+
+    def __init__(self, *args: Any, enable_version_counter: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, enable_version_counter=enable_version_counter, **kwargs)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A run that stops at `max_steps` between two `every_n_train_steps` saves still leaves
+        its final state in `last.ckpt`."""
+        super().on_train_end(trainer, pl_module)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     @staticmethod
     def _link_checkpoint(trainer: Trainer, filepath: str, linkpath: str) -> None:
         if trainer.is_global_zero and os.path.abspath(filepath) != os.path.abspath(linkpath):
