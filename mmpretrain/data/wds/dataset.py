@@ -14,7 +14,8 @@ the worker due next is served first, so batches also come in the uninterrupted o
 random augmentations are seeded by each sample's stream position (identical crops after resume).
 
 Exact mode with `drop_last`: if skips leave a worker short of its planned batches, it fills
-them by a second pass over its own shards (counted as `refill`), so ranks stay in step.
+them by a second pass over its own shards (counted as `refill`), so ranks stay in step; the
+faults that pass meets again are not counted twice.
 """
 
 from __future__ import annotations
@@ -261,21 +262,25 @@ class ShardStream(IterableDataset):
             if pass_index > 0 and not decoded_any:
                 raise RuntimeError(f"rank {self.rank} worker {worker}: no sample of {self.spec.description!r} "
                                    f"could be decoded (skips: {skips.to_dict()}); check the decode settings")
+            # an exact-mode refill pass meets the faults of the first pass again; count each once
+            refilling = pass_index > 0 and self.mode == "exact"
             try:
                 with _augmentation_rng(self.seed, epoch, self.rank, worker, consumed):
                     pending.append(self.decode(raw))
             except SkipSample as skip:
-                skips.add(skip.reason)
+                if not refilling:
+                    skips.add(skip.reason)
                 continue
             except Exception as exn:  # noqa: BLE001 - one bad sample must never stop training
-                skips.add("decode_error")
+                if not refilling:
+                    skips.add("decode_error")
                 if not warned:
                     warned = True
                     warnings.warn(f"decode failed on {raw.get('__key__')!r} in {raw.get('__url__')!r}: "
                                   f"{exn!r}; counted as decode_error (later failures are only counted)")
                 continue
             decoded_any = True
-            if pass_index > 0 and self.mode == "exact":
+            if refilling:
                 skips.add("refill")
             if len(pending) == self.batch_size:
                 batches += 1
@@ -316,7 +321,8 @@ class ShardStream(IterableDataset):
             rng = seeded_rng(self.seed, epoch, self.rank, worker, pass_index, "buffer")
             cursors = range(pass_index * len(shards), (pass_index + 1) * len(shards))
             produced = 0
-            for sample in shuffle_buffer(self._read(zip(cursors, shards), position, skips), self.shuffle_buffer, rng):
+            pass_skips = skips if pass_index == 0 else SkipCounter()
+            for sample in shuffle_buffer(self._read(zip(cursors, shards), position, pass_skips), self.shuffle_buffer, rng):
                 produced += 1
                 yield pass_index, sample
             if not self.drop_last:
