@@ -9,6 +9,7 @@ writes `RUN_DIR/metrics.json`.
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from mmpretrain.callbacks import AtomicModelCheckpoint, DataStatsLogger, MetricsFileWriter, PreemptionCheckpoint
 from mmpretrain.commands import available_commands, command_help, run_command
-from mmpretrain.plugins import AtomicCheckpointIO
+from mmpretrain.plugins import AtomicCheckpointIO, load_checkpoint_file
 
 DEFAULT_RUN_DIR = "runs/default"
 
@@ -58,6 +59,16 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class MMPretrainCLI(LightningCLI):
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads `--ckpt_path` (weights_only) for saved hyperparameters; a file that
+        is not a safe checkpoint gets the same clear refusal as the trainer's own load."""
+        try:
+            super()._parse_ckpt_path()
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as exn:
+            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+            load_checkpoint_file(ckpt_path)  # raises the clear ValueError
+            raise exn
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         return super()._instantiate_trainer(_with_run_dir_defaults(config), callbacks)
 
