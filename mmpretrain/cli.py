@@ -9,18 +9,21 @@ writes `RUN_DIR/metrics.json`.
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from mmpretrain.callbacks import DataStatsLogger, MetricsFileWriter
+from mmpretrain.callbacks import AtomicModelCheckpoint, DataStatsLogger, MetricsFileWriter, PreemptionCheckpoint
 from mmpretrain.commands import available_commands, command_help, run_command
+from mmpretrain.plugins import AtomicCheckpointIO, load_checkpoint_file
 
 DEFAULT_RUN_DIR = "runs/default"
 
@@ -31,7 +34,8 @@ warnings.filterwarnings("ignore", message=r".*not resumable.*")
 
 
 def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """Point loggers and checkpoints at the run dir unless the config chose them explicitly."""
+    """Point loggers and checkpoints at the run dir unless the config chose them explicitly;
+    checkpoints are written atomically and SIGTERM saves `last.ckpt` before exiting."""
     run_dir = Path(config.get("default_root_dir") or DEFAULT_RUN_DIR)
     config["default_root_dir"] = str(run_dir)
     if config.get("logger") in (None, True):
@@ -46,19 +50,34 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("enable_checkpointing", True) is not False:
         checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
         if not checkpoints:
-            callbacks.append(ModelCheckpoint(save_last=True))
+            callbacks.append(AtomicModelCheckpoint(save_last=True))
             checkpoints = callbacks[-1:]
         for checkpoint in checkpoints:
             if checkpoint.dirpath is None:
                 checkpoint.dirpath = str(run_dir / "checkpoints")
-    for infrastructure in (MetricsFileWriter, DataStatsLogger):
+    for infrastructure in (MetricsFileWriter, DataStatsLogger, PreemptionCheckpoint):
         if not any(isinstance(c, infrastructure) for c in callbacks):
             callbacks.append(infrastructure())
     config["callbacks"] = callbacks
+    plugins = config.get("plugins")
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    config["plugins"] = plugins
     return config
 
 
 class MMPretrainCLI(LightningCLI):
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads `--ckpt_path` (weights_only) for saved hyperparameters; a file that
+        is not a safe checkpoint gets the same clear refusal as the trainer's own load."""
+        try:
+            super()._parse_ckpt_path()
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as exn:
+            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+            load_checkpoint_file(ckpt_path)  # raises the clear ValueError
+            raise exn
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         return super()._instantiate_trainer(_with_run_dir_defaults(config), callbacks)
 

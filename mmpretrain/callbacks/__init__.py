@@ -1,6 +1,9 @@
-"""Trainer callbacks: metrics file, data-pipeline statistics."""
+"""Trainer callbacks: metrics file, data-pipeline statistics, crash-safe checkpoints, sample keys."""
 
+from mmpretrain.callbacks.checkpointing import AtomicModelCheckpoint, PreemptionCheckpoint
 from mmpretrain.callbacks.data_stats import DataStatsLogger
 from mmpretrain.callbacks.metrics_file import MetricsFileWriter
+from mmpretrain.callbacks.sample_keys import SampleKeyLogger
 
-__all__ = ["DataStatsLogger", "MetricsFileWriter"]
+__all__ = ["AtomicModelCheckpoint", "DataStatsLogger", "MetricsFileWriter", "PreemptionCheckpoint",
+           "SampleKeyLogger"]

@@ -187,7 +187,8 @@ class WebDataModule(LightningDataModule):
         per_rank = state["train_stream_per_rank"]
         rank = self._train_stream.rank
         # a rank missing from the saved world gets another rank's state; its fingerprint check
-        # then warns and restarts that epoch instead of resuming at a wrong position
+        # then refuses (exact mode) or restarts that epoch (resampled) instead of resuming at a
+        # wrong position
         self._train_stream.load_state_dict(per_rank[rank] if rank < len(per_rank) else per_rank[0])
 
     # ---- zero-shot ----------------------------------------------------------------------------

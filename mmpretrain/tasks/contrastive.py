@@ -22,6 +22,7 @@ from mmpretrain.models.checkpoints import (
     load_pretrained,
     open_clip_config_from_model,
 )
+from mmpretrain.tasks.nonfinite import NonFiniteLossGuard, NonFinitePolicy
 from mmpretrain.tasks.param_groups import weight_decay_groups
 
 
@@ -40,10 +41,14 @@ class ContrastiveTask(LightningModule):
         retrieval: bool = True,
         eval_chunk_size: int = 1024,
         init_from: str | None = None,
+        nonfinite_loss: NonFinitePolicy = "skip",
+        max_consecutive_nonfinite: int = 10,
     ) -> None:
         """``init_from``: pretrained weights loaded into ``model`` at setup (a file, a run's
         ``.ckpt``, ``local-dir:DIR`` or an offline ``hf-hub:REPO``; see
-        ``mmpretrain.models.checkpoints``). Resuming with ``--ckpt_path`` restores over them."""
+        ``mmpretrain.models.checkpoints``). Resuming with ``--ckpt_path`` restores over them.
+        ``nonfinite_loss``: on a NaN/inf loss, ``skip`` the update (counted, logged; stop after
+        ``max_consecutive_nonfinite`` in a row) or ``stop`` with a checkpoint (tasks/nonfinite.py)."""
         super().__init__()
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
@@ -52,6 +57,7 @@ class ContrastiveTask(LightningModule):
         self.zeroshot = zeroshot
         self.retrieval = retrieval
         self.eval_chunk_size = eval_chunk_size
+        self.nonfinite_guard = NonFiniteLossGuard(nonfinite_loss, max_consecutive_nonfinite)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._last_step_time: float | None = None
         self.init_from = init_from
@@ -81,6 +87,8 @@ class ContrastiveTask(LightningModule):
         loss = self.loss(
             out["image_features"], out["text_features"], out["logit_scale"], out.get("logit_bias")
         )
+        if not self.nonfinite_guard.check(self, loss, batch):
+            return loss  # its gradients are dropped in on_before_optimizer_step
         batch_size = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/logit_scale", out["logit_scale"].detach(), batch_size=batch_size)
@@ -88,6 +96,9 @@ class ContrastiveTask(LightningModule):
             self.log("train/logit_bias", out["logit_bias"].detach(), batch_size=batch_size)
         self._log_lr_and_throughput(batch_size)
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.nonfinite_guard.drop_gradients_if_skipped(optimizer)
 
     def _log_lr_and_throughput(self, batch_size: int) -> None:
         optimizer = self.optimizers(use_pl_optimizer=False)

@@ -215,5 +215,5 @@ def test_resume_state_of_another_epoch_or_setup_is_not_applied(make_shards):
     later.load_state_dict(state)
     later.set_epoch(1)
     assert len(run(later, 0)) == 4
-    with pytest.warns(UserWarning, match="restarting epoch 0"):
+    with pytest.raises(ValueError, match="seed: saved 0, now 9"):
         stream(spec, mode="exact", num_workers=0, seed=9).load_state_dict(state)

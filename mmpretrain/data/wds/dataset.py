@@ -9,14 +9,19 @@ Resume: every batch carries `_data_state` (worker, epoch, batches yielded, raw s
 out of the buffer, cumulative skip counts, read position). The consumer feeds those to
 `observe`; `state_dict` then describes what was *delivered* (not what workers prefetched).
 After `load_state_dict`, each worker replays its deterministic raw stream of that epoch up to
-the saved position without decoding, so resumed training neither repeats nor skips samples.
+the saved position without decoding, so resumed training neither repeats nor skips samples;
+the worker due next is served first, so batches also come in the uninterrupted order, and
+random augmentations are seeded by each sample's stream position (identical crops after resume).
 
 Exact mode with `drop_last`: if skips leave a worker short of its planned batches, it fills
-them by a second pass over its own shards (counted as `refill`), so ranks stay in step.
+them by a second pass over its own shards (counted as `refill`), so ranks stay in step; the
+faults that pass meets again are not counted twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
 import os
 import warnings
@@ -52,6 +57,26 @@ def resolve_rank_world(rank: int | None = None, world_size: int | None = None) -
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside world_size {world_size}")
     return rank, world_size
+
+
+def shard_list_hash(spec: ShardSpec) -> str:
+    """SHA-256 over (source, basename, size) of every shard in order; independent of where the
+    shard directory is mounted, so a moved data set still resumes."""
+    digest = hashlib.sha256()
+    for shard in spec.shards:
+        digest.update(f"{shard.source}\0{os.path.basename(shard.path)}\0{shard.size}\n".encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _augmentation_rng(*stream_position: object) -> Iterator[None]:
+    """Seed torch's CPU generator from the sample's position in the deterministic raw stream, so
+    random augmentations of a sample do not depend on what the process did before (a resumed
+    run crops exactly like the uninterrupted one); the caller's generator state is restored."""
+    seed = int.from_bytes(hashlib.sha256(repr(stream_position).encode()).digest()[:8], "little")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 @dataclass
@@ -92,6 +117,7 @@ class ShardStream(IterableDataset):
         elif not any(spec.draw_weights()):
             raise ValueError(f"shard spec {spec.description!r}: every source with a positive weight is empty")
         self.spec = spec
+        self._shards_sha256 = shard_list_hash(spec)
         self.decode = decode
         self.collate = collate or default_collate
         self.batch_size, self.mode, self.seed = batch_size, mode, seed
@@ -102,6 +128,7 @@ class ShardStream(IterableDataset):
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._resume: dict[str, Any] | None = None
         self._delivered: dict[int, dict[str, Any]] = {}
+        self._last_worker: int | None = None
         if num_workers is not None:
             self._check_plan(max(num_workers, 1))
 
@@ -112,7 +139,7 @@ class ShardStream(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
-            self._delivered = {}
+            self._delivered, self._last_worker = {}, None
             if self._resume is not None and self._resume["epoch"] != epoch:
                 self._resume = None
         self._epoch.fill_(epoch)
@@ -150,12 +177,14 @@ class ShardStream(IterableDataset):
     def _fingerprint(self) -> dict[str, Any]:
         return {"mode": self.mode, "seed": self.seed, "batch_size": self.batch_size,
                 "shuffle_buffer": self.shuffle_buffer, "num_shards": len(self.spec.shards),
+                "shards_sha256": self._shards_sha256,
                 "rank": self.rank, "world_size": self.world_size, "num_workers": self.num_workers}
 
     def observe(self, data_state: dict[str, Any]) -> None:
         """Record the `_data_state` of a batch that reached the consumer (of the current epoch)."""
         if data_state["epoch"] != self.epoch:
             return
+        self._last_worker = data_state["worker"]
         self._delivered[data_state["worker"]] = {
             "batches": data_state["batches"], "consumed": data_state["consumed"],
             "skips": dict(data_state["skips"])}
@@ -170,21 +199,41 @@ class ShardStream(IterableDataset):
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "config": self._fingerprint(),
-                "workers": {w: dict(s) for w, s in self._delivered.items()}}
+                "workers": {w: dict(s) for w, s in self._delivered.items()}, "last_worker": self._last_worker}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Exact mode refuses a state saved under another data layout (its sample order would
+        differ, so resuming could neither promise no repeats nor no skips); resampled mode
+        restarts the saved epoch instead, with a warning."""
+        saved, current = state["config"], self._fingerprint()
+        changed = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+        if changed and self.mode == "exact":
+            described = ", ".join(f"{k}: saved {old!r}, now {new!r}" for k, (old, new) in changed.items())
+            raise ValueError(
+                f"cannot resume exact-mode data of {self.spec.description!r} from this checkpoint: "
+                f"{described}. Exact mode's sample order depends on world size (devices x num_nodes), "
+                "data.init_args.num_workers, seed, batch_size, shuffle_buffer and the shard list; "
+                "resume with the saved values, or set data.init_args.mode=resampled to continue "
+                "with a restarted sample order")
         self.set_epoch(int(state["epoch"]))
-        if state["config"] != self._fingerprint():
-            warnings.warn(f"data state was saved with {state['config']}, now {self._fingerprint()}; "
+        if changed:
+            warnings.warn(f"data state was saved with {saved}, now {current}; "
                           f"restarting epoch {state['epoch']} from its beginning (samples may repeat)")
             return
         self._delivered = {int(w): dict(s) for w, s in state["workers"].items()}
-        self._resume = {"epoch": int(state["epoch"]), "workers": dict(self._delivered)}
+        self._last_worker = state.get("last_worker")
+        # the DataLoader serves workers round-robin from worker 0, so the resumed loader's first
+        # worker must play the role of the worker that was due next
+        next_worker = 0 if self._last_worker is None else self._last_worker + 1
+        self._resume = {"epoch": int(state["epoch"]), "workers": dict(self._delivered), "next_worker": next_worker}
 
     # ---- iteration ---------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        resuming = self._resume is not None and self._resume["epoch"] == self.epoch
+        if resuming:
+            worker = (worker + self._resume.get("next_worker", 0)) % num_workers
         if self.num_workers is None:
             self._check_plan(num_workers)
         elif max(self.num_workers, 1) != num_workers:
@@ -196,7 +245,7 @@ class ShardStream(IterableDataset):
         skips, position = SkipCounter(), _ReadPosition()
         stream = self._raw_stream(epoch, worker, num_workers, position, skips)
         consumed = batches = 0
-        resume = self._resume["workers"].get(worker) if self._resume and self._resume["epoch"] == epoch else None
+        resume = self._resume["workers"].get(worker) if resuming else None
         if resume is not None:
             for _ in range(resume["consumed"]):
                 if next(stream, None) is None:
@@ -213,20 +262,25 @@ class ShardStream(IterableDataset):
             if pass_index > 0 and not decoded_any:
                 raise RuntimeError(f"rank {self.rank} worker {worker}: no sample of {self.spec.description!r} "
                                    f"could be decoded (skips: {skips.to_dict()}); check the decode settings")
+            # an exact-mode refill pass meets the faults of the first pass again; count each once
+            refilling = pass_index > 0 and self.mode == "exact"
             try:
-                pending.append(self.decode(raw))
+                with _augmentation_rng(self.seed, epoch, self.rank, worker, consumed):
+                    pending.append(self.decode(raw))
             except SkipSample as skip:
-                skips.add(skip.reason)
+                if not refilling:
+                    skips.add(skip.reason)
                 continue
             except Exception as exn:  # noqa: BLE001 - one bad sample must never stop training
-                skips.add("decode_error")
+                if not refilling:
+                    skips.add("decode_error")
                 if not warned:
                     warned = True
                     warnings.warn(f"decode failed on {raw.get('__key__')!r} in {raw.get('__url__')!r}: "
                                   f"{exn!r}; counted as decode_error (later failures are only counted)")
                 continue
             decoded_any = True
-            if pass_index > 0 and self.mode == "exact":
+            if refilling:
                 skips.add("refill")
             if len(pending) == self.batch_size:
                 batches += 1
@@ -267,7 +321,8 @@ class ShardStream(IterableDataset):
             rng = seeded_rng(self.seed, epoch, self.rank, worker, pass_index, "buffer")
             cursors = range(pass_index * len(shards), (pass_index + 1) * len(shards))
             produced = 0
-            for sample in shuffle_buffer(self._read(zip(cursors, shards), position, skips), self.shuffle_buffer, rng):
+            pass_skips = skips if pass_index == 0 else SkipCounter()
+            for sample in shuffle_buffer(self._read(zip(cursors, shards), position, pass_skips), self.shuffle_buffer, rng):
                 produced += 1
                 yield pass_index, sample
             if not self.drop_last:
