@@ -9,11 +9,13 @@ from mmpretrain.models.registry import (
     list_models,
 )
 from mmpretrain.models.text_transformer import TextTransformer
+from mmpretrain.models.timm_tower import TimmVisionTower
 from mmpretrain.models.vision_transformer import VisionTransformer
 
 __all__ = [
     "CLIP",
     "TextTransformer",
+    "TimmVisionTower",
     "VisionTransformer",
     "clip_from_open_clip_config",
     "create_clip",
