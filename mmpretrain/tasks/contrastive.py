@@ -7,6 +7,7 @@ zero-shot classification (when the datamodule provides class prompts) and retrie
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 
 from mmpretrain.eval import build_zeroshot_classifier, retrieval_recall, zeroshot_accuracy
 from mmpretrain.losses import ClipLoss
+from mmpretrain.tasks.grad_cache import grad_cache_backward
 from mmpretrain.tasks.param_groups import weight_decay_groups
 
 
@@ -33,8 +35,19 @@ class ContrastiveTask(LightningModule):
         zeroshot: bool = True,
         retrieval: bool = True,
         eval_chunk_size: int = 1024,
+        grad_cache_chunks: int = 1,
+        grad_cache_clip_norm: float | None = None,
     ) -> None:
+        """`grad_cache_chunks` > 1: encode each batch in that many micro-batches and take one
+        optimizer step with the exact loss and gradient of the whole batch (GradCache; manual
+        optimization, so clip with `grad_cache_clip_norm` instead of the trainer's
+        `gradient_clip_val`)."""
         super().__init__()
+        if grad_cache_chunks < 1:
+            raise ValueError(f"grad_cache_chunks must be >= 1, got {grad_cache_chunks}")
+        self.grad_cache_chunks = grad_cache_chunks
+        self.grad_cache_clip_norm = grad_cache_clip_norm
+        self.automatic_optimization = grad_cache_chunks == 1
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
         self.optimizer_factory = optimizer
@@ -49,11 +62,21 @@ class ContrastiveTask(LightningModule):
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(image, text)
 
+    def encode(self, batch: dict) -> dict[str, torch.Tensor | None]:
+        """Model outputs for a training batch: per-sample features and the scale/bias."""
+        return self.model(batch["image"], batch["text"])
+
+    def objective(self, out: dict[str, torch.Tensor | None]) -> torch.Tensor:
+        """The training loss from :meth:`encode`'s outputs (all ranks' features via the loss)."""
+        return self.loss(out["image_features"], out["text_features"], out["logit_scale"],
+                         out.get("logit_bias"))
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self.model(batch["image"], batch["text"])
-        loss = self.loss(
-            out["image_features"], out["text_features"], out["logit_scale"], out.get("logit_bias")
-        )
+        if self.automatic_optimization:
+            out = self.encode(batch)
+            loss = self.objective(out)
+        else:
+            loss, out = self._grad_cache_step(batch)
         batch_size = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/logit_scale", out["logit_scale"].detach(), batch_size=batch_size)
@@ -61,6 +84,22 @@ class ContrastiveTask(LightningModule):
             self.log("train/logit_bias", out["logit_bias"].detach(), batch_size=batch_size)
         self._log_lr_and_throughput(batch_size)
         return loss
+
+    def _grad_cache_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        no_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
+        tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        loss, out = grad_cache_backward(self.encode, self.objective, tensors, self.grad_cache_chunks,
+                                   backward=self.manual_backward, no_sync=no_sync)
+        if self.grad_cache_clip_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_cache_clip_norm,
+                                gradient_clip_algorithm="norm")
+        optimizer.step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        return loss, out
 
     def _log_lr_and_throughput(self, batch_size: int) -> None:
         optimizer = self.optimizers(use_pl_optimizer=False)
