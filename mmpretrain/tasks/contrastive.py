@@ -11,12 +11,13 @@ import contextlib
 import time
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from mmpretrain.eval import build_zeroshot_classifier, retrieval_recall, zeroshot_accuracy
-from mmpretrain.losses import ClipLoss
+from mmpretrain.losses import ClipLoss, MultiPositiveClipLoss
 from mmpretrain.tasks.grad_cache import grad_cache_backward
 from mmpretrain.tasks.param_groups import weight_decay_groups
 
@@ -37,17 +38,37 @@ class ContrastiveTask(LightningModule):
         eval_chunk_size: int = 1024,
         grad_cache_chunks: int = 1,
         grad_cache_clip_norm: float | None = None,
+        view_head: nn.Module | None = None,
+        view_loss_weight: float = 1.0,
+        view_temperature: float = 0.1,
+        compile_towers: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         """`grad_cache_chunks` > 1: encode each batch in that many micro-batches and take one
         optimizer step with the exact loss and gradient of the whole batch (GradCache; manual
         optimization, so clip with `grad_cache_clip_norm` instead of the trainer's
-        `gradient_clip_val`)."""
+        `gradient_clip_val`).
+
+        `view_head` (Fini et al.): a projector for the extra strongly augmented views of
+        `batch["views"]` [B, V, 3, H, W]; their image embeddings go through it and every pair of
+        views adds `view_loss_weight` x the symmetric InfoNCE at `view_temperature` (exact
+        across ranks). Batches with `sub_text` [B, K, L] need a `MultiPositiveClipLoss`.
+
+        `compile_towers`: `torch.compile` each tower in place (`nn.Module.compile`, so
+        state-dict keys and checkpoints are unchanged) with `compile_backend`."""
         super().__init__()
         if grad_cache_chunks < 1:
             raise ValueError(f"grad_cache_chunks must be >= 1, got {grad_cache_chunks}")
         self.grad_cache_chunks = grad_cache_chunks
         self.grad_cache_clip_norm = grad_cache_clip_norm
         self.automatic_optimization = grad_cache_chunks == 1
+        self.view_head = view_head
+        self.view_loss_weight = view_loss_weight
+        self.view_temperature = view_temperature
+        self.view_loss = ClipLoss()
+        if compile_towers:
+            for tower in (self.model.visual, self.model.text):
+                tower.compile(backend=compile_backend)
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
         self.optimizer_factory = optimizer
@@ -64,12 +85,38 @@ class ContrastiveTask(LightningModule):
 
     def encode(self, batch: dict) -> dict[str, torch.Tensor | None]:
         """Model outputs for a training batch: per-sample features and the scale/bias."""
-        return self.model(batch["image"], batch["text"])
+        out = dict(self.model(batch["image"], batch["text"]))
+        if batch.get("sub_text") is not None:
+            tokens_BKL = batch["sub_text"]
+            feats_ND = self.model.encode_text(tokens_BKL.flatten(0, 1), normalize=True)
+            out["sub_text_features"] = feats_ND.view(*tokens_BKL.shape[:2], -1)
+        if self.view_head is not None:
+            if batch.get("views") is None or batch["views"].shape[1] < 2:
+                raise ValueError("ContrastiveTask: view_head needs >= 2 extra views per image "
+                                 "(data.init_args.extra_views: 2 with ContrastiveDataModule)")
+            views_BV3HW = batch["views"]
+            embeds_ND = self.view_head(self.model.encode_image(views_BV3HW.flatten(0, 1)))
+            out["view_embeddings"] = F.normalize(embeds_ND, dim=-1).view(
+                *views_BV3HW.shape[:2], -1)
+        return out
 
     def objective(self, out: dict[str, torch.Tensor | None]) -> torch.Tensor:
         """The training loss from :meth:`encode`'s outputs (all ranks' features via the loss)."""
-        return self.loss(out["image_features"], out["text_features"], out["logit_scale"],
-                         out.get("logit_bias"))
+        extra = {}
+        if out.get("sub_text_features") is not None:
+            if not isinstance(self.loss, MultiPositiveClipLoss):
+                raise ValueError("ContrastiveTask: batches carry sub-captions (data sub_captions "
+                                 "> 0) but the loss is not mmpretrain.losses.MultiPositiveClipLoss")
+            extra["sub_text_features"] = out["sub_text_features"]
+        loss = self.loss(out["image_features"], out["text_features"], out["logit_scale"],
+                         out.get("logit_bias"), **extra)
+        if out.get("view_embeddings") is not None:
+            views_BVD = out["view_embeddings"]
+            scale = torch.tensor(1.0 / self.view_temperature, device=views_BVD.device)
+            pairs = [self.view_loss(views_BVD[:, i], views_BVD[:, j], scale)
+                     for i in range(views_BVD.shape[1]) for j in range(i + 1, views_BVD.shape[1])]
+            loss = loss + self.view_loss_weight * torch.stack(pairs).mean()
+        return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.automatic_optimization:
@@ -112,8 +159,10 @@ class ContrastiveTask(LightningModule):
         self._last_step_time = now
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(weight_decay_groups(self.model.named_parameters()) +
-                                           self._loss_param_groups())
+        named = list(self.model.named_parameters())
+        if self.view_head is not None:
+            named += [(f"view_head.{n}", p) for n, p in self.view_head.named_parameters()]
+        optimizer = self.optimizer_factory(weight_decay_groups(named) + self._loss_param_groups())
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
