@@ -66,9 +66,6 @@ class ContrastiveTask(LightningModule):
         self.view_loss_weight = view_loss_weight
         self.view_temperature = view_temperature
         self.view_loss = ClipLoss()
-        if compile_towers:
-            for tower in (self.model.visual, self.model.text):
-                tower.compile(backend=compile_backend)
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
         self.optimizer_factory = optimizer
@@ -78,6 +75,9 @@ class ContrastiveTask(LightningModule):
         self.eval_chunk_size = eval_chunk_size
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._last_step_time: float | None = None
+        if compile_towers:
+            for tower in (self.model.visual, self.model.text):
+                tower.compile(backend=compile_backend)
 
     # ---------------------------------------------------------------- training
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -106,3 +106,32 @@ def test_task_with_grad_cache_trains_like_the_default_path():
     for name, value in plain.items():
         torch.testing.assert_close(cached[name], value, msg=name)
     assert not torch.equal(plain["visual.proj"], _model().visual.proj)
+
+
+def _rank_worker(rank: int, init_file: str, result_dir: str) -> None:
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        model = _model()
+        batch = {k: v[rank * 4:(rank + 1) * 4] for k, v in _batch(8).items()}
+        loss, _ = grad_cache_backward(lambda b: model(b["image"], b["text"]),
+                                      _objective(ClipLoss()), batch, num_chunks=2)
+        torch.save({"loss": loss, "grads": _grads(model)}, f"{result_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_with_grad_cache_equal_one_process_on_the_whole_batch(tmp_path):
+    import torch.multiprocessing as mp
+    mp.start_processes(_rank_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2,
+                       start_method="spawn")
+    per_rank = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    big = _model()
+    batch = _batch(8)
+    expected = _objective(ClipLoss())(big(batch["image"], batch["text"]))
+    expected.backward()
+    # DDP averages the ranks' losses and gradients
+    torch.testing.assert_close((per_rank[0]["loss"] + per_rank[1]["loss"]) / 2, expected.detach())
+    for name, grad in _grads(big).items():
+        torch.testing.assert_close((per_rank[0]["grads"][name] + per_rank[1]["grads"][name]) / 2,
+                                   grad, msg=name)
