@@ -13,7 +13,11 @@ from mmpretrain.cli import run_lightning_cli
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
 CPU_TRAINER = str(CONFIGS / "trainer" / "cpu.yaml")
-EXPERIMENTS = sorted(str(p.relative_to(REPO_ROOT)) for p in (CONFIGS / "exp").rglob("*.yaml"))
+# configs/exp/<family>/ablations/*.yaml are deltas stacked on configs/exp/<family>/quickstart.yaml
+ABLATIONS = sorted(str(p.relative_to(REPO_ROOT))
+                   for p in (CONFIGS / "exp").glob("*/ablations/*.yaml"))
+EXPERIMENTS = sorted(str(p.relative_to(REPO_ROOT)) for p in (CONFIGS / "exp").rglob("*.yaml")
+                     if str(p.relative_to(REPO_ROOT)) not in ABLATIONS)
 TRAINERS = sorted(str(p.relative_to(REPO_ROOT)) for p in (CONFIGS / "trainer").rglob("*.yaml"))
 FRAGMENTS = sorted(str(p.relative_to(REPO_ROOT)) for d in ("model", "data")
                    for p in (CONFIGS / d).rglob("*.yaml"))
@@ -67,5 +71,16 @@ def test_experiment_fast_dev_run(experiment, image_text_shards, tmp_path):
     cli = run_lightning_cli(
         ["fit", "-c", CPU_TRAINER, "-c", str(REPO_ROOT / experiment), "--trainer.fast_dev_run=2",
          f"--trainer.default_root_dir={tmp_path}", *_data_overrides(image_text_shards)])
+    assert cli.trainer.global_step == 2
+    assert cli.trainer.state.finished
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_ablation_fast_dev_run(ablation, image_text_shards, tmp_path):
+    base = REPO_ROOT / Path(ablation).parents[1] / "quickstart.yaml"
+    cli = run_lightning_cli(
+        ["fit", "-c", CPU_TRAINER, "-c", str(base), "-c", str(REPO_ROOT / ablation),
+         "--trainer.fast_dev_run=2", f"--trainer.default_root_dir={tmp_path}",
+         *_data_overrides(image_text_shards)])
     assert cli.trainer.global_step == 2
     assert cli.trainer.state.finished

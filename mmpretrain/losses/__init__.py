@@ -7,9 +7,13 @@ from mmpretrain.losses.gather import (
     gather_features,
     rank_and_world_size,
 )
+from mmpretrain.losses.multi_positive import MultiPositiveClipLoss
+from mmpretrain.losses.siglip import SigLipLoss
 
 __all__ = [
     "ClipLoss",
+    "MultiPositiveClipLoss",
+    "SigLipLoss",
     "all_gather_local_grad_only",
     "all_gather_with_grad",
     "gather_features",

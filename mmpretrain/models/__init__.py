@@ -2,6 +2,7 @@
 
 from mmpretrain.models.clip import CLIP
 from mmpretrain.models.open_clip_layout import from_open_clip_state_dict, to_open_clip_state_dict
+from mmpretrain.models.projection import ProjectionMLP
 from mmpretrain.models.registry import (
     clip_from_open_clip_config,
     create_clip,
@@ -14,6 +15,7 @@ from mmpretrain.models.vision_transformer import VisionTransformer
 
 __all__ = [
     "CLIP",
+    "ProjectionMLP",
     "TextTransformer",
     "TimmVisionTower",
     "VisionTransformer",

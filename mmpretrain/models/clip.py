@@ -14,6 +14,11 @@ class CLIP(nn.Module):
     ``logit_scale``, optional ``logit_bias``); see ``open_clip_layout`` for the plain ``CLIP``
     layout. ``logit_scale`` stores log-temperature; :meth:`forward` returns its exp, clamped at
     ``max_logit_scale`` (100 for CLIP, None = unclamped for SigLIP).
+
+    LiT-style locking: ``lock_image`` / ``lock_text`` freeze a tower at construction except
+    its last ``lock_*_unlocked_blocks`` blocks (0 = the whole tower, head included); the tower
+    must have a ``lock(unlocked_blocks, freeze_norms)`` method. ``lock_freeze_norms=False``
+    keeps norm layers inside the locked part trainable.
     """
 
     def __init__(
@@ -23,6 +28,11 @@ class CLIP(nn.Module):
         init_logit_scale: float = math.log(1 / 0.07),
         init_logit_bias: float | None = None,
         max_logit_scale: float | None = 100.0,
+        lock_image: bool = False,
+        lock_image_unlocked_blocks: int = 0,
+        lock_text: bool = False,
+        lock_text_unlocked_blocks: int = 0,
+        lock_freeze_norms: bool = True,
     ):
         super().__init__()
         vision_dim = getattr(vision, "output_dim", None)
@@ -44,6 +54,16 @@ class CLIP(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)))
         self.logit_bias = (nn.Parameter(torch.tensor(float(init_logit_bias)))
                            if init_logit_bias is not None else None)
+        for locked, tower, unlocked, name in ((lock_image, vision, lock_image_unlocked_blocks,
+                                               "lock_image"),
+                                              (lock_text, text, lock_text_unlocked_blocks,
+                                               "lock_text")):
+            if not locked:
+                continue
+            if not callable(getattr(tower, "lock", None)):
+                raise ValueError(f"CLIP: {name}=true but {type(tower).__name__} has no "
+                                 "lock(unlocked_blocks, freeze_norms) method")
+            tower.lock(unlocked, lock_freeze_norms)
 
     def encode_image(self, image_B3HW: Tensor, normalize: bool = False) -> Tensor:
         feats_BD = self.visual(image_B3HW)

@@ -3,6 +3,7 @@
 import torch
 from torch import Tensor, nn
 
+from mmpretrain.models.locking import lock_parameters, transformer_tail
 from mmpretrain.nn.attention import AttentionBackendName
 from mmpretrain.nn.transformer import Transformer
 
@@ -69,3 +70,10 @@ class TextTransformer(nn.Module):
         eot_index_B = tokens_BL.argmax(dim=-1)
         pooled_BW = x_BLW[torch.arange(x_BLW.shape[0], device=x_BLW.device), eot_index_B]
         return pooled_BW @ self.text_projection
+
+    def lock(self, unlocked_blocks: int = 0, freeze_norms: bool = True) -> None:
+        """Freeze all but the last ``unlocked_blocks`` residual blocks (+ ``ln_final``,
+        ``text_projection`` when any block is unlocked); ``0`` locks the whole tower."""
+        lock_parameters(self, transformer_tail(self.transformer.layers, unlocked_blocks,
+                                               head=["ln_final.", "text_projection"]),
+                        freeze_norms)

@@ -3,6 +3,7 @@
 import torch
 from torch import Tensor, nn
 
+from mmpretrain.models.locking import lock_parameters, transformer_tail
 from mmpretrain.nn.attention import AttentionBackendName
 from mmpretrain.nn.transformer import Transformer
 
@@ -12,6 +13,11 @@ class VisionTransformer(nn.Module):
 
     Parameters: ``conv1`` (no bias), ``class_embedding [W]``, ``positional_embedding [T+1, W]``,
     ``ln_pre``, ``transformer``, ``ln_post``, ``proj [W, output_dim]``.
+
+    ``patch_dropout`` (FLIP): in training mode each image keeps a random subset of
+    ``max(1, round((1 - p) * T))`` of its T patch tokens (after positional embedding; the CLS
+    token always stays), which cuts the transformer's cost by about that fraction. Evaluation
+    sees every patch.
     """
 
     def __init__(
@@ -25,11 +31,16 @@ class VisionTransformer(nn.Module):
         output_dim: int = 512,
         attn_backend: AttentionBackendName = "auto",
         grad_checkpointing: bool = False,
+        patch_dropout: float = 0.0,
     ):
         super().__init__()
         if image_size % patch_size != 0:
             raise ValueError(f"VisionTransformer: image_size {image_size} must be a multiple of "
                              f"patch_size {patch_size}")
+        if not 0.0 <= patch_dropout < 1.0:
+            raise ValueError(f"VisionTransformer: patch_dropout must be in [0, 1), got "
+                             f"{patch_dropout}")
+        self.patch_dropout = patch_dropout
         self.image_size = image_size
         self.patch_size = patch_size
         self.grid_size = image_size // patch_size
@@ -58,6 +69,23 @@ class VisionTransformer(nn.Module):
         cls_B1W = self.class_embedding.to(patches_BTW.dtype).expand(patches_BTW.shape[0], 1, -1)
         tokens_BTW = torch.cat([cls_B1W, patches_BTW], dim=1)
         tokens_BTW = tokens_BTW + self.positional_embedding.to(tokens_BTW.dtype)
+        if self.training and self.patch_dropout > 0:
+            tokens_BTW = self._drop_patches(tokens_BTW)
         tokens_BTW = self.transformer(self.ln_pre(tokens_BTW))
         pooled_BW = self.ln_post(tokens_BTW[:, 0])
         return pooled_BW @ self.proj
+
+    def _drop_patches(self, tokens_BTW: Tensor) -> Tensor:
+        batch, num_tokens, width = tokens_BTW.shape
+        num_patches = num_tokens - 1
+        keep = max(1, round((1 - self.patch_dropout) * num_patches))
+        scores_BP = torch.rand(batch, num_patches, device=tokens_BTW.device)
+        kept_BK = scores_BP.topk(keep, dim=-1).indices + 1
+        kept_BKW = kept_BK.unsqueeze(-1).expand(-1, -1, width)
+        return torch.cat([tokens_BTW[:, :1], tokens_BTW.gather(1, kept_BKW)], dim=1)
+
+    def lock(self, unlocked_blocks: int = 0, freeze_norms: bool = True) -> None:
+        """Freeze all but the last ``unlocked_blocks`` residual blocks (+ ``ln_post``, ``proj``
+        when any block is unlocked); ``0`` locks the whole tower."""
+        lock_parameters(self, transformer_tail(self.transformer.layers, unlocked_blocks,
+                                               head=["ln_post.", "proj"]), freeze_norms)

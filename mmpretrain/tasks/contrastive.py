@@ -7,21 +7,24 @@ zero-shot classification (when the datamodule provides class prompts) and retrie
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from mmpretrain.eval import build_zeroshot_classifier, retrieval_recall, zeroshot_accuracy
-from mmpretrain.losses import ClipLoss
+from mmpretrain.losses import ClipLoss, MultiPositiveClipLoss
 from mmpretrain.models.checkpoints import (
     ARCHITECTURE_ERROR_KEY,
     ARCHITECTURE_KEY,
     load_pretrained,
     open_clip_config_from_model,
 )
+from mmpretrain.tasks.grad_cache import grad_cache_backward
 from mmpretrain.tasks.nonfinite import NonFiniteLossGuard, NonFinitePolicy
 from mmpretrain.tasks.param_groups import weight_decay_groups
 
@@ -43,13 +46,43 @@ class ContrastiveTask(LightningModule):
         init_from: str | None = None,
         nonfinite_loss: NonFinitePolicy = "skip",
         max_consecutive_nonfinite: int = 10,
+        grad_cache_chunks: int = 1,
+        grad_cache_clip_norm: float | None = None,
+        view_head: nn.Module | None = None,
+        view_loss_weight: float = 1.0,
+        view_temperature: float = 0.1,
+        compile_towers: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         """``init_from``: pretrained weights loaded into ``model`` at setup (a file, a run's
         ``.ckpt``, ``local-dir:DIR`` or an offline ``hf-hub:REPO``; see
         ``mmpretrain.models.checkpoints``). Resuming with ``--ckpt_path`` restores over them.
+
         ``nonfinite_loss``: on a NaN/inf loss, ``skip`` the update (counted, logged; stop after
-        ``max_consecutive_nonfinite`` in a row) or ``stop`` with a checkpoint (tasks/nonfinite.py)."""
+        ``max_consecutive_nonfinite`` in a row) or ``stop`` with a checkpoint (tasks/nonfinite.py).
+
+        `grad_cache_chunks` > 1: encode each batch in that many micro-batches and take one
+        optimizer step with the exact loss and gradient of the whole batch (GradCache; manual
+        optimization, so clip with `grad_cache_clip_norm` instead of the trainer's
+        `gradient_clip_val`).
+
+        `view_head` (Fini et al.): a projector for the extra strongly augmented views of
+        `batch["views"]` [B, V, 3, H, W]; their image embeddings go through it and every pair of
+        views adds `view_loss_weight` x the symmetric InfoNCE at `view_temperature` (exact
+        across ranks). Batches with `sub_text` [B, K, L] need a `MultiPositiveClipLoss`.
+
+        `compile_towers`: `torch.compile` each tower in place (`nn.Module.compile`, so
+        state-dict keys and checkpoints are unchanged) with `compile_backend`."""
         super().__init__()
+        if grad_cache_chunks < 1:
+            raise ValueError(f"grad_cache_chunks must be >= 1, got {grad_cache_chunks}")
+        self.grad_cache_chunks = grad_cache_chunks
+        self.grad_cache_clip_norm = grad_cache_clip_norm
+        self.automatic_optimization = grad_cache_chunks == 1
+        self.view_head = view_head
+        self.view_loss_weight = view_loss_weight
+        self.view_temperature = view_temperature
+        self.view_loss = ClipLoss()
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
         self.optimizer_factory = optimizer
@@ -62,6 +95,9 @@ class ContrastiveTask(LightningModule):
         self._last_step_time: float | None = None
         self.init_from = init_from
         self._init_from_applied = False
+        if compile_towers:
+            for tower in (self.model.visual, self.model.text):
+                tower.compile(backend=compile_backend)
 
     # ------------------------------------------------------- pretrained weights
     def setup(self, stage: str) -> None:
@@ -82,13 +118,49 @@ class ContrastiveTask(LightningModule):
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(image, text)
 
+    def encode(self, batch: dict) -> dict[str, torch.Tensor | None]:
+        """Model outputs for a training batch: per-sample features and the scale/bias."""
+        out = dict(self.model(batch["image"], batch["text"]))
+        if batch.get("sub_text") is not None:
+            tokens_BKL = batch["sub_text"]
+            feats_ND = self.model.encode_text(tokens_BKL.flatten(0, 1), normalize=True)
+            out["sub_text_features"] = feats_ND.view(*tokens_BKL.shape[:2], -1)
+        if self.view_head is not None:
+            if batch.get("views") is None or batch["views"].shape[1] < 2:
+                raise ValueError("ContrastiveTask: view_head needs >= 2 extra views per image "
+                                 "(data.init_args.extra_views: 2 with ContrastiveDataModule)")
+            views_BV3HW = batch["views"]
+            embeds_ND = self.view_head(self.model.encode_image(views_BV3HW.flatten(0, 1)))
+            out["view_embeddings"] = F.normalize(embeds_ND, dim=-1).view(
+                *views_BV3HW.shape[:2], -1)
+        return out
+
+    def objective(self, out: dict[str, torch.Tensor | None]) -> torch.Tensor:
+        """The training loss from :meth:`encode`'s outputs (all ranks' features via the loss)."""
+        extra = {}
+        if out.get("sub_text_features") is not None:
+            if not isinstance(self.loss, MultiPositiveClipLoss):
+                raise ValueError("ContrastiveTask: batches carry sub-captions (data sub_captions "
+                                 "> 0) but the loss is not mmpretrain.losses.MultiPositiveClipLoss")
+            extra["sub_text_features"] = out["sub_text_features"]
+        loss = self.loss(out["image_features"], out["text_features"], out["logit_scale"],
+                         out.get("logit_bias"), **extra)
+        if out.get("view_embeddings") is not None:
+            views_BVD = out["view_embeddings"]
+            scale = torch.tensor(1.0 / self.view_temperature, device=views_BVD.device)
+            pairs = [self.view_loss(views_BVD[:, i], views_BVD[:, j], scale)
+                     for i in range(views_BVD.shape[1]) for j in range(i + 1, views_BVD.shape[1])]
+            loss = loss + self.view_loss_weight * torch.stack(pairs).mean()
+        return loss
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self.model(batch["image"], batch["text"])
-        loss = self.loss(
-            out["image_features"], out["text_features"], out["logit_scale"], out.get("logit_bias")
-        )
-        if not self.nonfinite_guard.check(self, loss, batch):
-            return loss  # its gradients are dropped in on_before_optimizer_step
+        if self.automatic_optimization:
+            out = self.encode(batch)
+            loss = self.objective(out)
+            if not self.nonfinite_guard.check(self, loss, batch):
+                return loss  # its gradients are dropped in on_before_optimizer_step
+        else:
+            loss, out = self._grad_cache_step(batch)
         batch_size = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/logit_scale", out["logit_scale"].detach(), batch_size=batch_size)
@@ -99,6 +171,25 @@ class ContrastiveTask(LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.nonfinite_guard.drop_gradients_if_skipped(optimizer)
+
+    def _grad_cache_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        no_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
+        tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        loss, out = grad_cache_backward(self.encode, self.objective, tensors, self.grad_cache_chunks,
+                                        backward=self.manual_backward, no_sync=no_sync)
+        # checked before the step so a skipped update's gradients are dropped in
+        # on_before_optimizer_step, as on the automatic path
+        self.nonfinite_guard.check(self, loss, batch)
+        if self.grad_cache_clip_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_cache_clip_norm,
+                                gradient_clip_algorithm="norm")
+        optimizer.step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        return loss, out
 
     def _log_lr_and_throughput(self, batch_size: int) -> None:
         optimizer = self.optimizers(use_pl_optimizer=False)
@@ -111,8 +202,10 @@ class ContrastiveTask(LightningModule):
         self._last_step_time = now
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(weight_decay_groups(self.model.named_parameters()) +
-                                           self._loss_param_groups())
+        named = list(self.model.named_parameters())
+        if self.view_head is not None:
+            named += [(f"view_head.{n}", p) for n, p in self.view_head.named_parameters()]
+        optimizer = self.optimizer_factory(weight_decay_groups(named) + self._loss_param_groups())
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)

@@ -91,3 +91,31 @@ def make_caption(scene: Scene, rng: random.Random) -> str:
         objects=describe_objects(scene, rng),
         background=BACKGROUND_WORDS[scene.background.kind],
     )
+
+
+def _position_words(obj, scene: Scene) -> str:
+    horizontal = ("left", "middle", "right")[min(2, int(3 * obj.cx / scene.width))]
+    vertical = ("top", "centre", "bottom")[min(2, int(3 * obj.cy / scene.height))]
+    return "the centre" if (horizontal, vertical) == ("middle", "centre") else (
+        f"the {vertical} {horizontal}")
+
+
+def make_long_caption(scene: Scene, rng: random.Random) -> str:
+    """A multi-sentence description (one sentence per object, plus background and count), for
+    sub-caption sampling (DreamLIP): every sentence is true of the image on its own."""
+    sentences = []
+    for obj in scene.objects:
+        words = f"{obj.colour} {obj.shape}"
+        template = rng.choice(("There is {a} {w} in {p}.", "{A} {w} sits in {p}.",
+                               "In {p} we see {a} {w}."))
+        position = _position_words(obj, scene)
+        sentences.append(template.format(a=article(words), A=article(words).capitalize(),
+                                         w=words, p=position))
+    background = BACKGROUND_WORDS[scene.background.kind]
+    sentences.append(rng.choice((f"The background is {background}.",
+                                 f"Everything is drawn on a {background} background.")))
+    count = len(scene.objects)
+    sentences.append("The picture shows one shape." if count == 1 else
+                     f"The picture shows {NUMBER_WORDS[count]} shapes.")
+    rng.shuffle(sentences)
+    return " ".join(sentences)

@@ -4,7 +4,8 @@ Sample `i` of a run with seed `s` depends only on `(s, i)` (its own `random.Rand
 are byte-identical per seed and any sample can be regenerated on its own. Each sample holds
 `jpg` (the scene), `txt` (a caption) and `json` (`key`, `url`, `width`, `height`, `classes` one
 "colour shape" per object, normalized xyxy `bounding_boxes`, `scores`, `label` = index in
-`classes.json` of the largest object, `background`). The URL domain is drawn per sample and
+`classes.json` of the largest object, `background`; with `long_captions`, a multi-sentence
+`long_caption`). The URL domain is drawn per sample and
 each domain prefers one background style, so URL metadata carries real (if weak) signal for
 metadata-conditioning experiments. `classes.json` lists every "colour shape" combination and
 prompt templates for zero-shot evaluation.
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmpretrain.data.synthetic.captions import NUMBER_WORDS, make_caption
+from mmpretrain.data.synthetic.captions import NUMBER_WORDS, make_caption, make_long_caption
 from mmpretrain.data.synthetic.shapes import (
     BACKGROUNDS,
     COLOURS,
@@ -60,6 +61,9 @@ class ImageTextOptions:
         default=4, metadata={"help": f"most shapes per image (<= {MAX_OBJECTS_LIMIT})"}
     )
     jpeg_quality: int = field(default=90, metadata={"help": "JPEG quality (1-95)"})
+    long_captions: bool = field(
+        default=False, metadata={"help": "also write a multi-sentence json `long_caption`"}
+    )
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -111,6 +115,10 @@ def make_sample(index: int, options: ImageTextOptions, classnames: list[str]) ->
         "label": classnames.index(scene.objects[largest].classname),
         "background": scene.background.kind,
     }
+    if options.long_captions:
+        # its own RNG stream: the default outputs stay byte-identical with the option off
+        long_rng = random.Random(f"{SUBCOMMAND}/long/{options.seed}/{index}")
+        annotations["long_caption"] = make_long_caption(scene, long_rng)
     return {"__key__": key, "jpg": encoded.getvalue(), "txt": caption, "json": annotations}
 
 
