@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra #SBATCH line for --slurm, e.g. --sbatch=--gres=gpu:1 (repeatable)")
     parser.add_argument("--skip-done", action="store_true",
                         help="skip runs that already have checkpoints/last.ckpt and metrics.json")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="skip the validate step (metrics.json then comes from fit's last validation)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     return parser
 
@@ -49,6 +51,8 @@ def main(argv: list[str]) -> int:
         return 2
     if args.out_dir is not None:
         spec.out_dir = Path(args.out_dir)
+    if args.no_validate:
+        spec.validate = False
     plans = plan_runs(spec, extra)
     write_deltas(spec, plans)
     if args.slurm is not None:

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 _SPEC_KEYS = {"name", "out_dir", "base", "args", "validate", "variants", "grid"}
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._=+-]+")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._=+,-]+")
 
 
 @dataclass(frozen=True)
