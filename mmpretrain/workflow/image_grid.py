@@ -5,17 +5,13 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from mmpretrain.data.transforms import CLIP_MEAN, CLIP_STD  # noqa: E402
-from mmpretrain.workflow.predict import RetrievalResult  # noqa: E402
+from mmpretrain.data.transforms import CLIP_MEAN, CLIP_STD
+from mmpretrain.workflow.predict import RetrievalResult
 
 
 def to_displayable(image: Image.Image | torch.Tensor) -> np.ndarray:
@@ -42,8 +38,8 @@ def image_grid(images: Sequence[Image.Image | torch.Tensor], titles: Sequence[st
         raise ValueError(f"got {len(titles)} titles for {len(images)} images")
     ncols = max(1, min(ncols, len(images)))
     nrows = -(-len(images) // ncols)
-    figure, axes = plt.subplots(nrows, ncols, figsize=(tile_inches * ncols, (tile_inches + 0.5) * nrows),
-                                squeeze=False)
+    figure = Figure(figsize=(tile_inches * ncols, (tile_inches + 0.5) * nrows))
+    axes = figure.subplots(nrows, ncols, squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
@@ -60,8 +56,8 @@ def retrieval_grid(queries: Sequence[str], gallery: Sequence[Image.Image | torch
     """Text -> image retrieval: a row per query with its top images, titled by similarity (and
     the image's own caption when given, to judge the match)."""
     k = result.indices_QK.shape[1]
-    figure, axes = plt.subplots(len(queries), k, figsize=(tile_inches * k, (tile_inches + 0.7) * len(queries)),
-                                squeeze=False)
+    figure = Figure(figsize=(tile_inches * k, (tile_inches + 0.7) * len(queries)))
+    axes = figure.subplots(len(queries), k, squeeze=False)
     for row, query in enumerate(queries):
         for col in range(k):
             axis = axes[row][col]

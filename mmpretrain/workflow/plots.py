@@ -1,4 +1,9 @@
-"""PNG plots comparing runs: one figure per metric group, one line per run."""
+"""PNG plots comparing runs: one figure per metric group, one line per run.
+
+Figures are `matplotlib.figure.Figure` objects built without pyplot, so writing a report
+never needs or switches a GUI backend and keeps no figures alive in pyplot's registry;
+a notebook displays them inline like any figure.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # reports are written on headless machines; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mmpretrain.workflow.run_logs import Curve, RunLogs  # noqa: E402
+from mmpretrain.workflow.run_logs import Curve, RunLogs
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,9 @@ def plot_group(runs: list[RunLogs], group: PlotGroup) -> Figure | None:
         return None
     ncols = min(len(tags), 2)
     nrows = -(-len(tags) // ncols)
-    figure, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.4 * nrows), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figure = Figure(figsize=(5 * ncols, 3.4 * nrows))
+    axes = figure.subplots(nrows, ncols, squeeze=False)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, tag in zip(axes.flat, tags):
         for index, run in enumerate(runs):
             if run.curves.get(tag):
@@ -96,6 +99,5 @@ def write_plots(runs: list[RunLogs], out_dir: Path,
             continue
         path = out_dir / f"{group.name}.png"
         figure.savefig(path, dpi=110)
-        plt.close(figure)
         written[group.name] = path
     return written

@@ -31,6 +31,15 @@ class ZeroShotResult:
     def predicted(self) -> list[str]:
         return [self.classnames[i] for i in self.probs_NC.argmax(dim=-1).tolist()]
 
+    def accuracy(self, labels: Sequence[int], k: int = 1) -> float:
+        """Top-k accuracy against class indices; labels < 0 (unlabelled) are left out."""
+        labels_N = torch.as_tensor(list(labels))
+        valid = labels_N >= 0
+        if not valid.any():
+            raise ValueError("accuracy needs at least one labelled image (label >= 0)")
+        top_NK = self.probs_NC[valid].topk(min(k, len(self.classnames)), dim=-1).indices
+        return float((top_NK == labels_N[valid, None]).any(dim=-1).float().mean())
+
 
 def zeroshot_classifier(inference: InferenceModel, classnames: Sequence[str],
                         templates: Sequence[str] = ("a photo of a {}.",)) -> torch.Tensor:

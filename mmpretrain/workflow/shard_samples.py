@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from mmpretrain.data.wds.shard_spec import ShardSpec, parse_shard_spec  # noqa: E402
-from mmpretrain.data.wds.skips import SkipCounter  # noqa: E402
-from mmpretrain.data.wds.tar_reader import iter_tar_samples  # noqa: E402
+from mmpretrain.data.wds.shard_spec import ShardSpec, parse_shard_spec
+from mmpretrain.data.wds.skips import SkipCounter
+from mmpretrain.data.wds.tar_reader import iter_tar_samples
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
+CLASSES_FILENAME = "classes.json"
 
 
 @dataclass
@@ -84,6 +82,21 @@ def shard_table(spec: str | ShardSpec) -> list[dict[str, Any]]:
     return [{"shard": s.path, "samples": s.size, "source": s.source} for s in spec.with_counted_sizes().shards]
 
 
+def load_zeroshot_classes(spec: str | ShardSpec) -> tuple[list[str], list[str]]:
+    """(classnames, templates) from the `classes.json` beside the spec's first shard."""
+    spec = parse_shard_spec(spec) if isinstance(spec, str) else spec
+    path = os.path.join(os.path.dirname(os.path.abspath(spec.shards[0].path)), CLASSES_FILENAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            classes = json.load(f)
+    except (OSError, json.JSONDecodeError) as exn:
+        raise ValueError(f"cannot read zero-shot classes file {path}: {exn}") from exn
+    classnames, templates = classes.get("classnames"), classes.get("templates")
+    if not (isinstance(classnames, list) and classnames and isinstance(templates, list) and templates):
+        raise ValueError(f"{path}: expected non-empty 'classnames' and 'templates' lists")
+    return [str(c) for c in classnames], [str(t) for t in templates]
+
+
 def concept_counts(samples: Iterable[ShardSample]) -> Counter[str]:
     """Occurrences of each concept over the samples (an image with two stars counts twice)."""
     counts: Counter[str] = Counter()
@@ -105,7 +118,8 @@ def bar_chart(counts: Counter, title: str, top: int | None = None, xlabel: str =
         raise ValueError(f"{title}: nothing to plot (no counts)")
     labels = [str(k) for k, _ in items]
     values = [v for _, v in items]
-    figure, axis = plt.subplots(figsize=(6, 0.22 * len(items) + 1.2))
+    figure = Figure(figsize=(6, 0.22 * len(items) + 1.2))
+    axis = figure.subplots()
     axis.barh(range(len(items)), values, color="tab:blue")
     axis.set_yticks(range(len(items)), labels, fontsize=7)
     axis.invert_yaxis()
