@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -29,6 +32,13 @@ def tiny_run_args(shards: dict[str, Path], run_dir: Path, delta_path: Path, step
             "--data.init_args.num_workers=0", "--data.init_args.batch_size=16"]
 
 
+@contextlib.contextmanager
+def without_pytest_argv():
+    """LightningCLI warns when it is given args while sys.argv holds pytest's own arguments."""
+    with mock.patch.object(sys, "argv", sys.argv[:1]):
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_clip_delta(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny_clip") / "tiny_clip.yaml"
@@ -40,6 +50,7 @@ def tiny_clip_delta(tmp_path_factory) -> Path:
 def tiny_run(image_text_shards, tiny_clip_delta, tmp_path_factory) -> Path:
     """RUN_DIR of a 4-step tiny CLIP fit (checkpoint, CSV + TensorBoard logs, metrics.json)."""
     run_dir = tmp_path_factory.mktemp("tiny_run")
-    run_lightning_cli(["fit", *tiny_run_args(image_text_shards, run_dir, tiny_clip_delta, 4)])
+    with without_pytest_argv():
+        run_lightning_cli(["fit", *tiny_run_args(image_text_shards, run_dir, tiny_clip_delta, 4)])
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     return run_dir

@@ -17,6 +17,8 @@ from mmpretrain.workflow.sweep_spec import (
     parse_sweep_spec,
 )
 
+from .conftest import without_pytest_argv
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_SPECS = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "configs" / "sweeps").glob("*.yaml"))
 BASE = ["configs/trainer/cpu.yaml", "configs/exp/clip/quickstart.yaml"]
@@ -113,7 +115,8 @@ def test_shipped_sweep_specs_instantiate_every_run(spec_path, image_text_shards,
     for run, plan in zip(spec.runs, plans):
         args = plan.fit[4:] + [f"--data.init_args.train_shards={image_text_shards['train']}",
                                f"--data.init_args.val_shards={image_text_shards['val']}"]
-        cli = run_lightning_cli(args, run=False)
+        with without_pytest_argv():
+            cli = run_lightning_cli(args, run=False)
         merged = cli.config.as_dict()
         for key, value in _flat(run.delta):
             node = merged
