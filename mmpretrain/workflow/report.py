@@ -59,7 +59,9 @@ def _format(value: float | None, column: SummaryColumn) -> str:
 
 
 def _format_config_value(value: Any) -> str:
-    return "–" if value is None else json.dumps(value, default=str) if not isinstance(value, str) else value
+    if value is None:
+        return "–"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def summary_table(runs: list[RunLogs]) -> str:
@@ -111,6 +113,14 @@ def default_report_dir(run_dirs: list[Path]) -> Path:
     return Path(os.path.commonpath([str(p.resolve()) for p in run_dirs])) / "report"
 
 
+def _display_names(paths: list[Path]) -> list[str]:
+    """Folder names, or parent/folder where two runs share a folder name."""
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{p.parent.name}/{p.name}" for p in paths]
+
+
 def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
                  names: list[str] | None = None) -> Path:
     """Load the runs, write the plots and `report.md` into `out_dir`; returns the report path."""
@@ -119,7 +129,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
         raise ValueError("report needs at least one run directory")
     if names is not None and len(names) != len(paths):
         raise ValueError(f"got {len(names)} names for {len(paths)} run directories")
-    runs = [load_run(path, name) for path, name in zip(paths, names or [None] * len(paths))]
+    runs = [load_run(path, name) for path, name in zip(paths, names or _display_names(paths))]
     out = Path(out_dir) if out_dir is not None else default_report_dir(paths)
     plots = write_plots(runs, out)
     report_path = out / REPORT_FILENAME

@@ -115,8 +115,12 @@ def _run_logged(command: list[str], log_path: Path) -> int:
         return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
+def _echo(message: str) -> None:
+    print(message, flush=True)  # progress must show up at once when the output is piped to a file
+
+
 def run_plans(plans: Sequence[RunPlan], skip_done: bool = False,
-              echo: Callable[[str], None] = print) -> list[RunOutcome]:
+              echo: Callable[[str], None] = _echo) -> list[RunOutcome]:
     """Run every plan in order; a failed run is recorded and the sweep goes on."""
     outcomes = []
     for index, plan in enumerate(plans, start=1):
