@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 from mmpretrain.workflow.report import write_report
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt_on_sigterm(signum, frame) -> None:
+    # turns `kill` of the sweep into KeyboardInterrupt, on which subprocess.run kills the
+    # running fit/validate instead of leaving it to train on as an orphan
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str]) -> int:
     argv = list(argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -63,7 +70,11 @@ def main(argv: list[str]) -> int:
         print(shell_script(spec, plans), end="")
         return 0
     print(f"sweep {spec.name}: {len(plans)} runs under {spec.out_dir}")
-    outcomes = run_plans(plans, skip_done=args.skip_done)
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        outcomes = run_plans(plans, skip_done=args.skip_done)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     for outcome in outcomes:
         print(f"  {outcome.name:24s} {outcome.status:24s} {outcome.seconds:7.1f} s  {outcome.run_dir}")
     finished = [o.run_dir for o in outcomes if o.status in ("ok", "skipped")]

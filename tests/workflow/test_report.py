@@ -61,3 +61,9 @@ def test_report_names_and_out_dir(tmp_path):
     assert path == tmp_path / "out" / "report.md"
     assert "| baseline |" in path.read_text()
     assert write_report([run_dir]) == Path(run_dir) / "report" / "report.md"
+
+
+def test_runs_sharing_a_folder_name_are_told_apart(tmp_path):
+    run_dirs = [make_run(tmp_path / parent / "seed0", 1e-3, [2.0, 1.0], 0.5) for parent in ("a", "b")]
+    markdown = write_report(run_dirs, tmp_path / "out").read_text()
+    assert "| a/seed0 |" in markdown and "| b/seed0 |" in markdown
