@@ -1,0 +1,56 @@
+"""Fixtures for the workflow tests: a tiny trained run (a few CPU steps) and its data."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import yaml
+
+from mmpretrain.cli import run_lightning_cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# a CLIP small enough that a few steps + validation take seconds on a shared CPU
+TINY_CLIP_DELTA = {
+    "model": {"init_args": {"model": {"init_args": {
+        "vision": {"init_args": {"width": 32, "layers": 1, "heads": 2, "output_dim": 32}},
+        "text": {"init_args": {"width": 32, "layers": 1, "heads": 2, "output_dim": 32}},
+    }}}},
+}
+
+
+def tiny_run_args(shards: dict[str, Path], run_dir: Path, delta_path: Path, steps: int) -> list[str]:
+    return ["-c", str(REPO_ROOT / "configs/trainer/cpu.yaml"),
+            "-c", str(REPO_ROOT / "configs/exp/clip/quickstart.yaml"), "-c", str(delta_path),
+            f"--trainer.default_root_dir={run_dir}", f"--trainer.max_steps={steps}",
+            f"--trainer.val_check_interval={steps}", "--trainer.log_every_n_steps=1",
+            f"--data.init_args.train_shards={shards['train']}", f"--data.init_args.val_shards={shards['val']}",
+            "--data.init_args.num_workers=0", "--data.init_args.batch_size=16"]
+
+
+@contextlib.contextmanager
+def without_pytest_argv():
+    """LightningCLI warns when it is given args while sys.argv holds pytest's own arguments."""
+    with mock.patch.object(sys, "argv", sys.argv[:1]):
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_delta(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny_clip") / "tiny_clip.yaml"
+    path.write_text(yaml.safe_dump(TINY_CLIP_DELTA))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(image_text_shards, tiny_clip_delta, tmp_path_factory) -> Path:
+    """RUN_DIR of a 4-step tiny CLIP fit (checkpoint, CSV + TensorBoard logs, metrics.json)."""
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    with without_pytest_argv():
+        run_lightning_cli(["fit", *tiny_run_args(image_text_shards, run_dir, tiny_clip_delta, 4)])
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    return run_dir
