@@ -5,7 +5,9 @@ eval:  Resize(image_size, bicubic, shorter side) -> CenterCrop -> tensor -> norm
 
 Decoding is part of the transform because it knows how large a source it needs: a JPEG much
 larger than that is decoded at 1/2, 1/4 or 1/8 scale by libjpeg (`Image.draft`), which is
-several times faster and loses nothing the following resize would have kept.
+several times faster and loses nothing the following resize would have kept. In training the
+crop box is drawn from the header's size first, so the scale fits the actual crop rather than
+the smallest possible one.
 
 Hot-path choices (measured in benchmarks/loader.py; per-sample torch op overhead dominates at
 small resolutions): the random crop box is drawn with Python's `random` (torchvision's
@@ -16,6 +18,7 @@ are bit-identical to torchvision's for the same crop.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import random
@@ -78,6 +81,40 @@ class _ToNormalizedTensor:
         return image_CHW.sub_(self.mean_C11).div_(self.std_C11)
 
 
+@contextlib.contextmanager
+def _decode_errors_as_skips():
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except SkipSample:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exn:
+        raise SkipSample("too_many_pixels", str(exn)) from exn
+    except Exception as exn:  # noqa: BLE001 - PIL raises many types on corrupt input
+        raise SkipSample("decode_error", repr(exn)) from exn
+
+
+def open_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """A lazily decoded image (only the header is read yet); SkipSample on bad input."""
+    with _decode_errors_as_skips():
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > max_pixels:
+            raise SkipSample("too_many_pixels", f"{image.width}x{image.height}")
+        return image
+
+
+def load_rgb(image: Image.Image, min_scale: float = 1.0) -> Image.Image:
+    """Decode an `open_image` result to RGB. A JPEG may be decoded at any 1/2, 1/4, 1/8 scale
+    not below `min_scale` (libjpeg skips the work for the dropped resolution)."""
+    with _decode_errors_as_skips():
+        if image.format == "JPEG" and min_scale <= 0.5:
+            image.draft("RGB", (math.ceil(image.width * min_scale), math.ceil(image.height * min_scale)))
+        image.load()
+        # convert() to the mode an image already has would copy every pixel once more
+        return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def decode_image(data: bytes, min_side: int = 0, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     """RGB image from encoded bytes. JPEGs whose shorter side is at least twice `min_side` are
     decoded at reduced scale (shorter side still >= `min_side`).
@@ -85,25 +122,8 @@ def decode_image(data: bytes, min_side: int = 0, max_pixels: int = MAX_IMAGE_PIX
     Raises SkipSample("too_many_pixels") above `max_pixels`, SkipSample("decode_error") when
     the bytes are not a readable image.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > max_pixels:
-                raise SkipSample("too_many_pixels", f"{image.width}x{image.height}")
-            shorter = min(image.size)
-            if image.format == "JPEG" and min_side > 0 and shorter >= 2 * min_side:
-                scale = min_side / shorter
-                image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
-            image.load()
-            # convert() to the mode an image already has would copy every pixel once more
-            return image if image.mode == "RGB" else image.convert("RGB")
-    except SkipSample:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exn:
-        raise SkipSample("too_many_pixels", str(exn)) from exn
-    except Exception as exn:  # noqa: BLE001 - PIL raises many types on corrupt input
-        raise SkipSample("decode_error", repr(exn)) from exn
+    image = open_image(data, max_pixels)
+    return load_rgb(image, min_side / min(image.size) if min_side > 0 else 1.0)
 
 
 class ImageTransform:
@@ -136,7 +156,17 @@ class ImageTransform:
         self._to_tensor = _ToNormalizedTensor(mean, std)
 
     def load(self, data: bytes) -> torch.Tensor:
-        return self(decode_image(data, self.min_source_side, self.max_pixels))
+        if not self.train:
+            return self(decode_image(data, self.min_source_side, self.max_pixels))
+        # Draw the crop before decoding: the JPEG is then decoded at the smallest libjpeg
+        # scale that still leaves the crop image_size pixels on its shorter side.
+        image = open_image(data, self.max_pixels)
+        width, height = image.size
+        left, top, right, bottom = random_crop_box(width, height, self.crop_scale)
+        image = load_rgb(image, self.image_size / min(right - left, bottom - top))
+        fx, fy = image.width / width, image.height / height
+        box = (round(left * fx), round(top * fy), round(right * fx), round(bottom * fy))
+        return self._to_tensor(self._crop_resize(image, box))
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         if image.mode != "RGB":
@@ -144,7 +174,9 @@ class ImageTransform:
         return self._to_tensor(self._geometry(image))
 
     def _random_resized_crop(self, image: Image.Image) -> Image.Image:
-        box = random_crop_box(image.width, image.height, self.crop_scale)
+        return self._crop_resize(image, random_crop_box(image.width, image.height, self.crop_scale))
+
+    def _crop_resize(self, image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
         # crop first: resize(box=...) would let the filter read pixels outside the crop
         return image.crop(box).resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
 

@@ -112,3 +112,30 @@ def test_invalid_arguments_are_rejected():
         ImageTransform(32, crop_scale=(0.0, 1.0))
     with pytest.raises(ValueError, match="image_size"):
         ImageTransform(0)
+
+
+def test_train_load_decodes_at_the_scale_the_drawn_crop_allows(monkeypatch):
+    """512 px source, 224 px target, a crop of 480 px: decoded at 1/2 scale (the worst-case
+    crop bound alone would forbid it) and still close to the full-resolution result."""
+    ramp = torch.linspace(0, 255, 512).to(torch.uint8)
+    pixels = torch.stack([ramp.view(1, -1).expand(512, -1), ramp.view(-1, 1).expand(-1, 512),
+                          torch.full((512, 512), 90, dtype=torch.uint8)], dim=-1)
+    data = encoded(Image.fromarray(pixels.numpy()))
+    box = (16, 20, 496, 500)
+    monkeypatch.setattr(transforms, "random_crop_box", lambda *_: box)
+    decoded_sizes = []
+    real_load_rgb = transforms.load_rgb
+
+    def recording_load_rgb(image, min_scale):
+        result = real_load_rgb(image, min_scale)
+        decoded_sizes.append(result.size)
+        return result
+
+    monkeypatch.setattr(transforms, "load_rgb", recording_load_rgb)
+    train = ImageTransform(224, train=True)
+    assert train.min_source_side > 256  # the bound that ignores the drawn crop
+    drafted = train.load(data)
+    assert decoded_sizes == [(256, 256)]
+    full = train(decode_image(data))
+    assert drafted.shape == full.shape == (3, 224, 224)
+    assert (drafted - full).abs().mean() < 0.05
