@@ -43,8 +43,8 @@ class LoaderCase:
 
 CASES = {
     "quick": [LoaderCase("tiny-64px from 256px JPEG", 256, 64, 32, 64, 2, 4, 12)],
-    "full": [LoaderCase("tiny-64px from 256px JPEG", 256, 64, 32, 64, 2, 4, 16),
-             LoaderCase("ViT-224px from 512px JPEG", 512, 224, 77, 32, 2, 4, 10, num_samples=512,
+    "full": [LoaderCase("tiny-64px from 256px JPEG", 256, 64, 32, 64, 2, 4, 12),
+             LoaderCase("ViT-224px from 512px JPEG", 512, 224, 77, 32, 2, 4, 8, num_samples=512,
                         shard_size=64)],
 }
 

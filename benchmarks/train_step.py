@@ -53,7 +53,7 @@ class StepCase:
     channels_last: bool = False
 
 
-CPU_CASES = [StepCase("tiny ViT, CPU fp32", "tiny", 32, "cpu", False, 1, 3, fused_adamw=True)]
+CPU_CASES = [StepCase("tiny ViT, CPU fp32", "tiny", 16, "cpu", False, 1, 3, fused_adamw=True)]
 GPU_CASES = [StepCase("ViT-B/32, CUDA bf16", "ViT-B-32", 256, "cuda", True, 5, 20, True, True),
              StepCase("ViT-B/16, CUDA bf16", "ViT-B-16", 128, "cuda", True, 5, 20, True, True)]
 

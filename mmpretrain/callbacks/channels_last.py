@@ -20,7 +20,8 @@ class ChannelsLast(Callback):
     def __init__(self, image_key: str = "image") -> None:
         self.image_key = image_key
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # before the strategy moves and wraps the model (DDP buckets follow parameter strides)
         pl_module.to(memory_format=torch.channels_last)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
