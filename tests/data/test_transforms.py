@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transform import image_transform
 from PIL import Image
+from torchvision.transforms import RandomResizedCrop
 
-from mmpretrain.data.transforms import CLIP_MEAN, CLIP_STD, ImageTransform, decode_image
+from mmpretrain.data import transforms
+from mmpretrain.data.transforms import CLIP_MEAN, CLIP_STD, ImageTransform, decode_image, random_crop_box
 from mmpretrain.data.wds.skips import SkipSample
 
 
@@ -36,13 +39,33 @@ def test_eval_output_equals_open_clip_eval_transform():
     assert torch.equal(ours, reference)
 
 
-def test_train_output_equals_open_clip_train_transform_under_same_seed():
+def test_train_output_equals_open_clip_train_transform_for_the_same_crop(monkeypatch):
+    """Our crop box comes from Python's `random`; given torchvision's box, output is identical."""
     image = noise_image(48, 40, seed=1)
     torch.manual_seed(7)
+    top, left, h, w = RandomResizedCrop.get_params(image, [0.9, 1.0], [3 / 4, 4 / 3])
+    monkeypatch.setattr(transforms, "random_crop_box", lambda *_: (left, top, left + w, top + h))
     ours = ImageTransform(24, train=True, crop_scale=(0.9, 1.0))(image)
     torch.manual_seed(7)
     reference = image_transform(24, is_train=True)(image)
     assert torch.equal(ours, reference)
+
+
+def test_random_crop_box_follows_torchvision_distribution():
+    rng, boxes = random.Random(0), []
+    for width, height in ((64, 48), (30, 200)):  # the second forces the centre-crop fallback
+        boxes = [random_crop_box(width, height, (0.5, 1.0), rng) for _ in range(2000)]
+        torch.manual_seed(0)
+        reference = [RandomResizedCrop.get_params(torch.zeros(1, height, width), [0.5, 1.0], [3 / 4, 4 / 3])
+                     for _ in range(2000)]
+        for left, top, right, bottom in boxes:
+            assert 0 <= left < right <= width and 0 <= top < bottom <= height
+        ours_area = sum((r - le) * (b - t) for le, t, r, b in boxes) / len(boxes)
+        ref_area = sum(h * w for _, _, h, w in reference) / len(reference)
+        assert abs(ours_area - ref_area) / ref_area < 0.03
+        ours_left = sum(b[0] for b in boxes) / len(boxes)
+        ref_left = sum(j for _, j, _, _ in reference) / len(reference)
+        assert abs(ours_left - ref_left) <= 0.5 + 0.05 * width
 
 
 def test_constant_image_is_normalised_with_clip_statistics():
@@ -89,3 +112,30 @@ def test_invalid_arguments_are_rejected():
         ImageTransform(32, crop_scale=(0.0, 1.0))
     with pytest.raises(ValueError, match="image_size"):
         ImageTransform(0)
+
+
+def test_train_load_decodes_at_the_scale_the_drawn_crop_allows(monkeypatch):
+    """512 px source, 224 px target, a crop of 480 px: decoded at 1/2 scale (the worst-case
+    crop bound alone would forbid it) and still close to the full-resolution result."""
+    ramp = torch.linspace(0, 255, 512).to(torch.uint8)
+    pixels = torch.stack([ramp.view(1, -1).expand(512, -1), ramp.view(-1, 1).expand(-1, 512),
+                          torch.full((512, 512), 90, dtype=torch.uint8)], dim=-1)
+    data = encoded(Image.fromarray(pixels.numpy()))
+    box = (16, 20, 496, 500)
+    monkeypatch.setattr(transforms, "random_crop_box", lambda *_: box)
+    decoded_sizes = []
+    real_load_rgb = transforms.load_rgb
+
+    def recording_load_rgb(image, min_scale):
+        result = real_load_rgb(image, min_scale)
+        decoded_sizes.append(result.size)
+        return result
+
+    monkeypatch.setattr(transforms, "load_rgb", recording_load_rgb)
+    train = ImageTransform(224, train=True)
+    assert train.min_source_side > 256  # the bound that ignores the drawn crop
+    drafted = train.load(data)
+    assert decoded_sizes == [(256, 256)]
+    full = train(decode_image(data))
+    assert drafted.shape == full.shape == (3, 224, 224)
+    assert (drafted - full).abs().mean() < 0.05
