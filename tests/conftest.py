@@ -30,3 +30,13 @@ def image_text_shards(tmp_path_factory) -> dict[str, Path]:
         "train": make_synthetic("image-text", root / "train", 512, 64, 0),
         "val": make_synthetic("image-text", root / "val", 128, 64, 1),
     }
+
+
+@pytest.fixture(scope="session")
+def trajectory_shards(tmp_path_factory) -> dict[str, Path]:
+    """Small synthetic cursor-paint trajectory sets (24 px, windows of 8): {'train', 'val'}."""
+    root = tmp_path_factory.mktemp("synthetic_trajectory")
+    return {
+        "train": make_synthetic("trajectory", root / "train", 32, 16, 0),
+        "val": make_synthetic("trajectory", root / "val", 16, 8, 1),
+    }

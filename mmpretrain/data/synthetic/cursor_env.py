@@ -83,8 +83,8 @@ class CursorPaintEnv:
         x, y = np.floor(self.cursor).astype(np.int64)
         rows = np.arange(y - 1, y + 2) % self.image_size
         cols = np.arange(x - 1, x + 2) % self.image_size
-        frame[np.ix_(rows, cols)] = 255
-        frame[y % self.image_size, x % self.image_size] = PALETTE[self.colour]
+        frame[np.ix_(rows, cols)] = PALETTE[self.colour]
+        frame[y % self.image_size, x % self.image_size] = 255
         return frame
 
 

@@ -47,11 +47,15 @@ class TrajectoryOptions:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
 
 
+def episode_env_seed(seed: int, episode: int) -> int:
+    return int(np.random.default_rng([seed, episode]).integers(2**31))
+
+
 def record_episode(options: TrajectoryOptions, episode: int) -> tuple[np.ndarray, np.ndarray, float]:
     """(frames uint8 [L, H, W, 3], actions [L, 4], return) of one episode."""
     env = CursorPaintEnv(options.image_size, max_steps=options.episode_length)
     rng = np.random.default_rng([options.seed, episode, 1])
-    frame, _ = env.reset(seed=int(np.random.default_rng([options.seed, episode]).integers(2**31)))
+    frame, _ = env.reset(seed=episode_env_seed(options.seed, episode))
     frames, actions, total = [], [], 0.0
     for _ in range(options.episode_length):
         action = (scripted_action(env, rng, options.epsilon) if options.policy == "scripted"
