@@ -62,15 +62,18 @@ def test_model_and_data_fragments_instantiate(fragment, image_text_shards, tmp_p
     assert cli.model is not None and cli.datamodule is not None
 
 
-# ---- per-family data: experiment folder -> (shard fixture, extra data overrides) ----------------
+# ---- per-family data: experiment path prefix -> (shard fixture, extra data overrides) -----------
+# the longest matching prefix wins; everything else gets the image-text shards
 FAMILY_DATA: dict[str, tuple[str, list[str]]] = {
-    "configs/exp/robot": ("trajectory_shards", ["--data.init_args.train_weights=null"]),
+    "configs/exp/robot/": ("trajectory_shards", ["--data.init_args.train_weights=null"]),
+    "configs/exp/robot/breakout_": ("breakout_shards", ["--data.init_args.train_weights=null"]),
 }
 
 
 def _family_data(experiment: str, request) -> list[str]:
-    for folder, (fixture, extra) in FAMILY_DATA.items():
-        if experiment.startswith(folder + "/"):
+    for prefix in sorted(FAMILY_DATA, key=len, reverse=True):
+        if experiment.startswith(prefix):
+            fixture, extra = FAMILY_DATA[prefix]
             return [*_data_overrides(request.getfixturevalue(fixture)), *extra]
     return _data_overrides(request.getfixturevalue("image_text_shards"))
 
