@@ -1,7 +1,10 @@
 """LightningModule for action prediction from trajectory windows: the VPT inverse dynamics
-model and the behaviour-cloning policy (the model decides causality, chunking and which steps
-are targets). Validation reports `eval.action_metrics` over the valid steps of chunk
-position 0; `predict_step` returns the most likely actions and their confidence."""
+model, the behaviour-cloning policy, inverse-dynamics representation pretraining and
+frozen-encoder BC. The model decides causality, chunking and which steps are targets: any
+action model of `models.robot` has `action_space`, `forward(frames) -> heads [B, T', H, ...]`,
+`targets(actions, mask)` and `predict_actions(frames)`. Validation reports
+`eval.action_metrics` over the valid steps of chunk position 0; `predict_step` returns the
+most likely actions and their confidence."""
 
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ import time
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
 
 from mmpretrain.eval.action import action_metrics
 from mmpretrain.losses.action import FactoredActionLoss
-from mmpretrain.models.robot.action_models import ActionModel
 from mmpretrain.tasks.param_groups import weight_decay_groups
 
 
@@ -22,7 +25,7 @@ def _default_optimizer(params) -> torch.optim.Optimizer:
 
 
 class ActionTask(LightningModule):
-    def __init__(self, model: ActionModel, optimizer: OptimizerCallable = _default_optimizer,
+    def __init__(self, model: nn.Module, optimizer: OptimizerCallable = _default_optimizer,
                  lr_scheduler: LRSchedulerCallable | None = None, regression_weight: float = 1.0) -> None:
         super().__init__()
         self.model = model
