@@ -30,3 +30,28 @@ def image_text_shards(tmp_path_factory) -> dict[str, Path]:
         "train": make_synthetic("image-text", root / "train", 512, 64, 0),
         "val": make_synthetic("image-text", root / "val", 128, 64, 1),
     }
+
+
+@pytest.fixture(scope="session")
+def trajectory_shards(tmp_path_factory) -> dict[str, Path]:
+    """Small synthetic cursor-paint trajectory sets (24 px, windows of 8): {'train', 'val'}."""
+    root = tmp_path_factory.mktemp("synthetic_trajectory")
+    return {
+        "train": make_synthetic("trajectory", root / "train", 32, 16, 0),
+        "val": make_synthetic("trajectory", root / "val", 16, 8, 1),
+    }
+
+
+@pytest.fixture(scope="session")
+def breakout_shards(tmp_path_factory) -> dict[str, Path]:
+    """Tiny Atari Breakout recordings (36 px, windows of 8; needs gymnasium + ale-py)."""
+    pytest.importorskip("ale_py")
+    root = tmp_path_factory.mktemp("breakout")
+    shards = {}
+    for split, seed in (("train", 0), ("val", 1)):
+        subprocess.run([sys.executable, str(REPO_ROOT / "data_tools" / "record_env.py"), "--env", "ALE/Breakout-v5",
+                        "--out", str(root / split), "--episodes", "2", "--max-steps", "32", "--image-size", "36",
+                        "--window", "8", "--shard-size", "4", "--seed", str(seed)],
+                       check=True, capture_output=True, text=True)
+        shards[split] = root / split
+    return shards

@@ -66,11 +66,27 @@ def test_model_and_data_fragments_instantiate(fragment, image_text_shards, tmp_p
     assert cli.model is not None and cli.datamodule is not None
 
 
+# ---- per-family data: experiment path prefix -> (shard fixture, extra data overrides) -----------
+# the longest matching prefix wins; everything else gets the image-text shards
+FAMILY_DATA: dict[str, tuple[str, list[str]]] = {
+    "configs/exp/robot/": ("trajectory_shards", ["--data.init_args.train_weights=null"]),
+    "configs/exp/robot/breakout_": ("breakout_shards", ["--data.init_args.train_weights=null"]),
+}
+
+
+def _family_data(experiment: str, request) -> list[str]:
+    for prefix in sorted(FAMILY_DATA, key=len, reverse=True):
+        if experiment.startswith(prefix):
+            fixture, extra = FAMILY_DATA[prefix]
+            return [*_data_overrides(request.getfixturevalue(fixture)), *extra]
+    return _data_overrides(request.getfixturevalue("image_text_shards"))
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_fast_dev_run(experiment, image_text_shards, tmp_path):
+def test_experiment_fast_dev_run(experiment, request, tmp_path):
     cli = run_lightning_cli(
         ["fit", "-c", CPU_TRAINER, "-c", str(REPO_ROOT / experiment), "--trainer.fast_dev_run=2",
-         f"--trainer.default_root_dir={tmp_path}", *_data_overrides(image_text_shards)])
+         f"--trainer.default_root_dir={tmp_path}", *_family_data(experiment, request)])
     assert cli.trainer.global_step == 2
     assert cli.trainer.state.finished
 

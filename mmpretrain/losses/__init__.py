@@ -19,3 +19,7 @@ __all__ = [
     "gather_features",
     "rank_and_world_size",
 ]
+
+from mmpretrain.losses.action import FactoredActionLoss  # noqa: E402
+
+__all__ += ["FactoredActionLoss"]

@@ -1,0 +1,115 @@
+"""Environments that trajectories are recorded from and policies are rolled out in.
+
+`make_env(name, image_size)` returns a `FrameEnv`: `reset(seed) -> frame`, `step(action_vector)
+-> (frame, reward, done)`, an `action_space` (`ActionSpace`) and a `scripted_action(rng)` policy.
+Frames are uint8 [image_size, image_size, 3]. Names: `cursor-paint` (the synthetic env) or any
+gymnasium id whose action space is Discrete (one choice), MultiBinary (buttons) or Box (axes);
+Atari ids (`ALE/...`) register ale-py. gymnasium / ale-py are only imported for gymnasium ids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from mmpretrain.data.sources.action_space import ActionAxis, ActionChoice, ActionSpace
+from mmpretrain.data.synthetic.cursor_env import ACTION_SPACE, CursorPaintEnv, scripted_action
+
+CURSOR_PAINT = "cursor-paint"
+
+
+def resize_frame(frame: np.ndarray, image_size: int) -> np.ndarray:
+    if frame.shape[:2] == (image_size, image_size):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((image_size, image_size), Image.BILINEAR))
+
+
+class FrameEnv:
+    def __init__(self, name: str, image_size: int, max_steps: int, epsilon: float = 0.2) -> None:
+        self.name, self.image_size, self.max_steps, self.epsilon = name, image_size, max_steps, epsilon
+        self.steps = 0
+        if name == CURSOR_PAINT:
+            self.env, self.action_space = CursorPaintEnv(image_size, max_steps=max_steps), ACTION_SPACE
+        else:
+            self.env = _make_gymnasium(name)
+            self.action_space = _gym_action_space(name, self.env.action_space)
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.steps = 0
+        frame, _ = self.env.reset(seed=seed)
+        return self._frame(frame)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        frame, reward, terminated, truncated, _ = self.env.step(self._env_action(action))
+        self.steps += 1
+        return self._frame(frame), float(reward), bool(terminated or truncated or self.steps >= self.max_steps)
+
+    def _frame(self, observation: np.ndarray) -> np.ndarray:
+        frame = observation if self.name == CURSOR_PAINT else self.env.render()
+        return resize_frame(np.asarray(frame, dtype=np.uint8), self.image_size)
+
+    def _env_action(self, action: np.ndarray):
+        if self.name == CURSOR_PAINT:
+            return action
+        space = self.env.action_space
+        kind = type(space).__name__
+        if kind == "Discrete":
+            return int(round(float(action[0])))
+        if kind == "MultiBinary":
+            return (np.asarray(action) >= 0.5).astype(np.int8)
+        return np.clip(np.asarray(action, dtype=np.float32), space.low, space.high)
+
+    def random_action(self, rng: np.random.Generator) -> np.ndarray:
+        if self.name == CURSOR_PAINT:
+            return scripted_action(self.env, rng, epsilon=1.0)
+        sample = self.env.action_space.sample()
+        return np.atleast_1d(np.asarray(sample, dtype=np.float64))
+
+    def scripted_action(self, rng: np.random.Generator) -> np.ndarray:
+        """A competent-but-noisy demonstrator: the env's own script, else random."""
+        if self.name == CURSOR_PAINT:
+            return scripted_action(self.env, rng, self.epsilon)
+        if self.name.startswith("ALE/Breakout"):
+            return _breakout_tracker(self.env, rng, self.epsilon)
+        return self.random_action(rng)
+
+
+def _make_gymnasium(name: str):
+    try:
+        import gymnasium as gym
+    except ImportError as exn:
+        raise ValueError(f"environment {name!r} needs gymnasium (pip install gymnasium ale-py)") from exn
+    if name.startswith("ALE/"):
+        import ale_py
+
+        gym.register_envs(ale_py)
+        return gym.make(name, render_mode="rgb_array", frameskip=4, repeat_action_probability=0.0)
+    return gym.make(name, render_mode="rgb_array")
+
+
+def _gym_action_space(name: str, space) -> ActionSpace:
+    kind = type(space).__name__
+    if kind == "Discrete":
+        return ActionSpace(choices=[ActionChoice("action", int(space.n))])
+    if kind == "MultiBinary":
+        return ActionSpace(buttons=[f"button{i}" for i in range(int(np.prod(space.n)))])
+    if kind == "Box" and len(space.shape) == 1:
+        return ActionSpace(axes=[ActionAxis(f"axis{i}", float(max(abs(space.low[i]), abs(space.high[i]))))
+                                 for i in range(space.shape[0])])
+    raise ValueError(f"environment {name!r}: unsupported action space {space}")
+
+
+# Breakout RAM (ALE): 72 = paddle x, 99 = ball x, 101 = ball y (0 while no ball is in play)
+_PADDLE_X, _BALL_X, _BALL_Y = 72, 99, 101
+_NOOP, _FIRE, _RIGHT, _LEFT = 0, 1, 2, 3
+
+
+def _breakout_tracker(env, rng: np.random.Generator, epsilon: float) -> np.ndarray:
+    ram = env.unwrapped.ale.getRAM()
+    if rng.random() < epsilon:
+        return np.array([rng.integers(4)], dtype=np.float64)
+    if ram[_BALL_Y] == 0:
+        return np.array([_FIRE], dtype=np.float64)
+    offset = int(ram[_BALL_X]) - (int(ram[_PADDLE_X]) + 8)
+    action = _RIGHT if offset > 4 else _LEFT if offset < -4 else _NOOP
+    return np.array([action], dtype=np.float64)
