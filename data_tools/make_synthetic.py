@@ -22,6 +22,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
 from mmpretrain.data.synthetic import image_text  # noqa: E402
+from mmpretrain.data.synthetic import video_text  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,8 @@ KINDS: dict[str, SyntheticKind] = {
     for kind in (
         SyntheticKind(image_text.SUBCOMMAND, image_text.DESCRIPTION,
                       image_text.ImageTextOptions, image_text.generate_image_text),
+        SyntheticKind(video_text.SUBCOMMAND, video_text.DESCRIPTION,
+                      video_text.VideoTextOptions, video_text.generate_video_text),
     )
 }
 

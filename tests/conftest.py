@@ -30,3 +30,13 @@ def image_text_shards(tmp_path_factory) -> dict[str, Path]:
         "train": make_synthetic("image-text", root / "train", 512, 64, 0),
         "val": make_synthetic("image-text", root / "val", 128, 64, 1),
     }
+
+
+@pytest.fixture(scope="session")
+def video_text_shards(tmp_path_factory) -> dict[str, Path]:
+    """Small synthetic video-text train/val sets (32 px, 16-frame clips): {'train': DIR, 'val': DIR}."""
+    root = tmp_path_factory.mktemp("synthetic_video_text")
+    return {
+        "train": make_synthetic("video-text", root / "train", 64, 32, 0),
+        "val": make_synthetic("video-text", root / "val", 32, 16, 1),
+    }

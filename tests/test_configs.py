@@ -62,10 +62,22 @@ def test_model_and_data_fragments_instantiate(fragment, image_text_shards, tmp_p
     assert cli.model is not None and cli.datamodule is not None
 
 
+# Experiment families whose data is not image-text: config folder -> shard fixture.
+FAMILY_SHARD_FIXTURES = {
+    "configs/exp/video": "video_text_shards",
+}
+
+
+def _family_shards(experiment: str, request) -> dict[str, Path]:
+    family = str(Path(experiment).parent)
+    return request.getfixturevalue(FAMILY_SHARD_FIXTURES.get(family, "image_text_shards"))
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_fast_dev_run(experiment, image_text_shards, tmp_path):
+def test_experiment_fast_dev_run(experiment, request, tmp_path):
+    shards = _family_shards(experiment, request)
     cli = run_lightning_cli(
         ["fit", "-c", CPU_TRAINER, "-c", str(REPO_ROOT / experiment), "--trainer.fast_dev_run=2",
-         f"--trainer.default_root_dir={tmp_path}", *_data_overrides(image_text_shards)])
+         f"--trainer.default_root_dir={tmp_path}", *_data_overrides(shards)])
     assert cli.trainer.global_step == 2
     assert cli.trainer.state.finished

@@ -33,7 +33,9 @@ class ContrastiveTask(LightningModule):
         zeroshot: bool = True,
         retrieval: bool = True,
         eval_chunk_size: int = 1024,
+        input_key: str = "image",
     ) -> None:
+        """`input_key`: the batch entry fed to the vision tower (`video` for video towers)."""
         super().__init__()
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
@@ -42,6 +44,7 @@ class ContrastiveTask(LightningModule):
         self.zeroshot = zeroshot
         self.retrieval = retrieval
         self.eval_chunk_size = eval_chunk_size
+        self.input_key = input_key
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._last_step_time: float | None = None
 
@@ -50,11 +53,11 @@ class ContrastiveTask(LightningModule):
         return self.model(image, text)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self.model(batch["image"], batch["text"])
+        out = self.model(batch[self.input_key], batch["text"])
         loss = self.loss(
             out["image_features"], out["text_features"], out["logit_scale"], out.get("logit_bias")
         )
-        batch_size = batch["image"].shape[0]
+        batch_size = batch[self.input_key].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/logit_scale", out["logit_scale"].detach(), batch_size=batch_size)
         if out.get("logit_bias") is not None:
@@ -92,7 +95,7 @@ class ContrastiveTask(LightningModule):
         self._val_outputs = []
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        image_features = self.model.encode_image(batch["image"], normalize=True)
+        image_features = self.model.encode_image(batch[self.input_key], normalize=True)
         text_features = self.model.encode_text(batch["text"], normalize=True)
         self._val_outputs.append({
             "image": image_features.float(),
