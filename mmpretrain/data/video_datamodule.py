@@ -45,9 +45,12 @@ class VideoTextDataModule(WebDataModule):
         when set) from a random offset, validation uniformly over the clip. Clips with fewer
         than `min_frames` frames are skipped (`short_video`). `decode_threads`: ffmpeg threads
         per DataLoader worker (1 unless workers are fewer than cores)."""
-        super().__init__(train_shards, val_shards, train_weights, batch_size, val_batch_size, num_workers,
-                         mode, samples_per_epoch, shuffle_buffer, seed, image_size, crop_scale,
-                         context_length, None, persistent_workers, pin_memory)
+        super().__init__(train_shards=train_shards, val_shards=val_shards, train_weights=train_weights,
+                         batch_size=batch_size, val_batch_size=val_batch_size, num_workers=num_workers,
+                         mode=mode, samples_per_epoch=samples_per_epoch, shuffle_buffer=shuffle_buffer,
+                         seed=seed, image_size=image_size, crop_scale=crop_scale,
+                         context_length=context_length, persistent_workers=persistent_workers,
+                         pin_memory=pin_memory)
         self.train_decoder = VideoTextDecoder(
             FrameSampler(num_frames, "strided", frame_stride, target_fps),
             VideoTransform(image_size, True, tuple(crop_scale)), self.tokenizer, decode_threads, min_frames)

@@ -46,3 +46,16 @@ def test_token_rolling_sees_frame_order_and_mean_pooling_does_not():
     shuffled = video[:, [2, 0, 3, 1]]
     torch.testing.assert_close(mean_pool(video), mean_pool(shuffled))
     assert not torch.allclose(rolling(video), rolling(shuffled), atol=1e-4)
+
+
+def test_gradient_checkpointing_gives_the_same_features_and_gradients():
+    torch.manual_seed(0)
+    plain = TokenRollingVideoEncoder(**TOWER)
+    checkpointed = TokenRollingVideoEncoder(**TOWER, grad_checkpointing=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    video = torch.randn(2, 3, 3, 16, 16)
+    out_plain, out_checkpointed = plain(video), checkpointed(video)
+    torch.testing.assert_close(out_plain, out_checkpointed)
+    out_plain.sum().backward()
+    out_checkpointed.sum().backward()
+    torch.testing.assert_close(plain.conv1.weight.grad, checkpointed.conv1.weight.grad)

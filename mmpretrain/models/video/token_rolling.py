@@ -9,9 +9,11 @@ equals normalising rolled tokens; the residual stream keeps the frame's own toke
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from mmpretrain.models.video.frames import check_video, mean_of_normalised
 from mmpretrain.models.vision_transformer import VisionTransformer
+from mmpretrain.nn.transformer import ResidualAttentionBlock
 
 
 def roll_tokens(tokens_BTLC: Tensor) -> Tensor:
@@ -34,9 +36,18 @@ class TokenRollingVideoEncoder(VisionTransformer):
     def forward(self, video_BT3HW: Tensor) -> Tensor:
         B, T = check_video(video_BT3HW, self.image_size, type(self).__name__)
         x_NLW = self.embed_tokens(video_BT3HW.flatten(0, 1))
-        N, L, W = x_NLW.shape
+        checkpointed = self.transformer.grad_checkpointing and torch.is_grad_enabled()
         for block in self.transformer.resblocks:
-            attn_in_NLW = roll_tokens(block.ln_1(x_NLW).view(B, T, L, W)).reshape(N, L, W)
-            x_NLW = x_NLW + block.attn(attn_in_NLW)
-            x_NLW = x_NLW + block.mlp(block.ln_2(x_NLW))
+            if checkpointed:
+                x_NLW = checkpoint(_rolling_block, block, x_NLW, T, use_reentrant=False)
+            else:
+                x_NLW = _rolling_block(block, x_NLW, T)
         return mean_of_normalised(self.pool(x_NLW).view(B, T, -1))
+
+
+def _rolling_block(block: ResidualAttentionBlock, x_NLW: Tensor, T: int) -> Tensor:
+    """`block` with its attention input rolled across the T frames of each clip."""
+    N, L, W = x_NLW.shape
+    attn_in_NLW = roll_tokens(block.ln_1(x_NLW).view(N // T, T, L, W)).reshape(N, L, W)
+    x_NLW = x_NLW + block.attn(attn_in_NLW)
+    return x_NLW + block.mlp(block.ln_2(x_NLW))
