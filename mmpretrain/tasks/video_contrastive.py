@@ -46,9 +46,12 @@ class VideoContrastiveTask(ContrastiveTask):
         for name, value in retrieval_recall(videos, texts, chunk_size=self.eval_chunk_size).items():
             direction, _, rest = name.partition("_")
             metrics[f"{_VIDEO_METRIC_NAMES.get(direction, direction)}_{rest}"] = value
-        probed = [o for o in self._val_outputs if "foil" in o]
-        if self.temporal_probe and probed:
-            metrics.update(temporal_order_accuracy(torch.cat([o["video"] for o in probed]),
-                                                   torch.cat([o["text"] for o in probed]),
-                                                   torch.cat([o["foil"] for o in probed])))
+        if self.temporal_probe:
+            # every rank joins the probe's all-reduce, also with no foils of its own
+            probed = [o for o in self._val_outputs if "foil" in o]
+            video, text, foil = (torch.cat([o[k] for o in probed]) if probed
+                                 else torch.zeros(0, width, device=self.device) for k in ("video", "text", "foil"))
+            probe = temporal_order_accuracy(video, text, foil)
+            if probe["temporal_probe_count"] > 0:
+                metrics.update(probe)
         return metrics

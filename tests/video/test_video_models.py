@@ -91,3 +91,10 @@ def test_video_task_reports_video_retrieval_and_probe_metrics():
     assert metrics["t2v_r1"] == metrics["v2t_r1"] == 1.0
     assert metrics["temporal_probe_acc"] == 1.0 and metrics["temporal_probe_count"] == 4.0
     assert not any(name.startswith(("i2t", "t2i", "zeroshot")) for name in metrics)
+
+
+def test_video_task_without_foils_reports_no_probe():
+    task = VideoContrastiveTask(make_clip(VideoCLIP, MeanPoolVideoEncoder(**TOWER)))
+    task._val_outputs = [{"video": torch.eye(3, 16), "text": torch.eye(3, 16)}]
+    metrics = task.compute_eval_metrics()
+    assert metrics["v2t_r1"] == 1.0 and "temporal_probe_acc" not in metrics
