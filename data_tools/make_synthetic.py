@@ -23,6 +23,7 @@ from rich.progress import Progress  # noqa: E402
 
 from mmpretrain.data.synthetic import image_text  # noqa: E402
 from mmpretrain.data.synthetic import trajectory  # noqa: E402
+from mmpretrain.data.synthetic import video_text  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,8 @@ KINDS: dict[str, SyntheticKind] = {
                       image_text.ImageTextOptions, image_text.generate_image_text),
         SyntheticKind(trajectory.SUBCOMMAND, trajectory.DESCRIPTION,
                       trajectory.TrajectoryOptions, trajectory.generate_trajectory),
+        SyntheticKind(video_text.SUBCOMMAND, video_text.DESCRIPTION,
+                      video_text.VideoTextOptions, video_text.generate_video_text),
     )
 }
 

@@ -1,10 +1,10 @@
-"""Evaluation: zero-shot classification and retrieval (distributed-correct, chunked)."""
+"""Evaluation: zero-shot classification, retrieval, temporal-order probe, action metrics
+(distributed-correct, chunked)."""
 
+from mmpretrain.eval.action import action_metrics
 from mmpretrain.eval.retrieval import retrieval_recall
+from mmpretrain.eval.temporal_probe import temporal_order_accuracy
 from mmpretrain.eval.zeroshot import build_zeroshot_classifier, zeroshot_accuracy
 
-__all__ = ["build_zeroshot_classifier", "retrieval_recall", "zeroshot_accuracy"]
-
-from mmpretrain.eval.action import action_metrics  # noqa: E402
-
-__all__ += ["action_metrics"]
+__all__ = ["action_metrics", "build_zeroshot_classifier", "retrieval_recall",
+           "temporal_order_accuracy", "zeroshot_accuracy"]

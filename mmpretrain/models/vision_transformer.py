@@ -64,16 +64,25 @@ class VisionTransformer(nn.Module):
                 3, self.image_size, self.image_size):
             raise ValueError(f"VisionTransformer expects images [B, 3, {self.image_size}, "
                              f"{self.image_size}], got {tuple(image_B3HW.shape)}")
-        patches_BWgg = self.conv1(image_B3HW)
-        patches_BTW = patches_BWgg.flatten(2).transpose(1, 2)
+        return self.pool(self.transformer(self.embed_tokens(image_B3HW)))
+
+    def embed_patches(self, image_B3HW: Tensor) -> Tensor:
+        """Patch embeddings ``[B, grid**2, W]`` without positions (video towers add their own)."""
+        return self.conv1(image_B3HW).flatten(2).transpose(1, 2)
+
+    def embed_tokens(self, image_B3HW: Tensor) -> Tensor:
+        """``[CLS] + patches`` with positions, after ``ln_pre``: the transformer's input."""
+        patches_BTW = self.embed_patches(image_B3HW)
         cls_B1W = self.class_embedding.to(patches_BTW.dtype).expand(patches_BTW.shape[0], 1, -1)
         tokens_BTW = torch.cat([cls_B1W, patches_BTW], dim=1)
         tokens_BTW = tokens_BTW + self.positional_embedding.to(tokens_BTW.dtype)
         if self.training and self.patch_dropout > 0:
             tokens_BTW = self._drop_patches(tokens_BTW)
-        tokens_BTW = self.transformer(self.ln_pre(tokens_BTW))
-        pooled_BW = self.ln_post(tokens_BTW[:, 0])
-        return pooled_BW @ self.proj
+        return self.ln_pre(tokens_BTW)
+
+    def pool(self, tokens_BTW: Tensor) -> Tensor:
+        """Transformer output -> projected CLS features ``[B, output_dim]``."""
+        return self.ln_post(tokens_BTW[:, 0]) @ self.proj
 
     def _drop_patches(self, tokens_BTW: Tensor) -> Tensor:
         batch, num_tokens, width = tokens_BTW.shape

@@ -1,10 +1,9 @@
 """LightningModules: wire model + loss + optimizer + logging (no data code)."""
 
+from mmpretrain.tasks.action import ActionTask
 from mmpretrain.tasks.contrastive import ContrastiveTask
 from mmpretrain.tasks.schedules import WarmupConstantLR, WarmupCosineLR
+from mmpretrain.tasks.video_contrastive import VideoContrastiveTask
 
-__all__ = ["ContrastiveTask", "WarmupConstantLR", "WarmupCosineLR"]
-
-from mmpretrain.tasks.action import ActionTask  # noqa: E402
-
-__all__ += ["ActionTask"]
+__all__ = ["ActionTask", "ContrastiveTask", "VideoContrastiveTask", "WarmupConstantLR",
+           "WarmupCosineLR"]

@@ -53,6 +53,7 @@ class ContrastiveTask(LightningModule):
         view_temperature: float = 0.1,
         compile_towers: bool = False,
         compile_backend: str = "inductor",
+        input_key: str = "image",
     ) -> None:
         """``init_from``: pretrained weights loaded into ``model`` at setup (a file, a run's
         ``.ckpt``, ``local-dir:DIR`` or an offline ``hf-hub:REPO``; see
@@ -72,7 +73,9 @@ class ContrastiveTask(LightningModule):
         across ranks). Batches with `sub_text` [B, K, L] need a `MultiPositiveClipLoss`.
 
         `compile_towers`: `torch.compile` each tower in place (`nn.Module.compile`, so
-        state-dict keys and checkpoints are unchanged) with `compile_backend`."""
+        state-dict keys and checkpoints are unchanged) with `compile_backend`.
+
+        `input_key`: the batch entry fed to the vision tower (`video` for video towers)."""
         super().__init__()
         if grad_cache_chunks < 1:
             raise ValueError(f"grad_cache_chunks must be >= 1, got {grad_cache_chunks}")
@@ -91,6 +94,7 @@ class ContrastiveTask(LightningModule):
         self.retrieval = retrieval
         self.eval_chunk_size = eval_chunk_size
         self.nonfinite_guard = NonFiniteLossGuard(nonfinite_loss, max_consecutive_nonfinite)
+        self.input_key = input_key
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         self._last_step_time: float | None = None
         self.init_from = init_from
@@ -120,7 +124,7 @@ class ContrastiveTask(LightningModule):
 
     def encode(self, batch: dict) -> dict[str, torch.Tensor | None]:
         """Model outputs for a training batch: per-sample features and the scale/bias."""
-        out = dict(self.model(batch["image"], batch["text"]))
+        out = dict(self.model(batch[self.input_key], batch["text"]))
         if batch.get("sub_text") is not None:
             tokens_BKL = batch["sub_text"]
             feats_ND = self.model.encode_text(tokens_BKL.flatten(0, 1), normalize=True)
@@ -161,7 +165,7 @@ class ContrastiveTask(LightningModule):
                 return loss  # its gradients are dropped in on_before_optimizer_step
         else:
             loss, out = self._grad_cache_step(batch)
-        batch_size = batch["image"].shape[0]
+        batch_size = batch[self.input_key].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/logit_scale", out["logit_scale"].detach(), batch_size=batch_size)
         if out.get("logit_bias") is not None:
@@ -223,7 +227,7 @@ class ContrastiveTask(LightningModule):
         self._val_outputs = []
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        image_features = self.model.encode_image(batch["image"], normalize=True)
+        image_features = self.model.encode_image(batch[self.input_key], normalize=True)
         text_features = self.model.encode_text(batch["text"], normalize=True)
         self._val_outputs.append({
             "image": image_features.float(),

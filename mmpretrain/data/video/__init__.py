@@ -1,0 +1,1 @@
+"""Video decoding pieces shared by video-text (and later trajectory) sources."""
