@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from mmpretrain.callbacks import DataStatsLogger, MetricsFileWriter
+from mmpretrain.callbacks import DataStatsLogger, MetricsFileWriter, SelectionStatsLogger
 from mmpretrain.commands import available_commands, command_help, run_command
 
 DEFAULT_RUN_DIR = "runs/default"
@@ -42,7 +42,7 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
         for checkpoint in checkpoints:
             if checkpoint.dirpath is None:
                 checkpoint.dirpath = str(run_dir / "checkpoints")
-    for infrastructure in (MetricsFileWriter, DataStatsLogger):
+    for infrastructure in (MetricsFileWriter, DataStatsLogger, SelectionStatsLogger):
         if not any(isinstance(c, infrastructure) for c in callbacks):
             callbacks.append(infrastructure())
     config["callbacks"] = callbacks
