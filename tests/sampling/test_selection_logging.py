@@ -36,3 +36,25 @@ def test_selection_stats_are_logged_every_step(image_text_shards, tmp_path):
     header = csv[0].split(",")
     column = header.index("data/selection/unique_concepts_step")
     assert sum(1 for row in csv[1:] if row.split(",")[column]) == 3
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.logged: dict[str, float] = {}
+
+    def log_dict(self, values, **kwargs) -> None:
+        self.logged.update(values)
+
+
+def test_plain_batches_get_concept_stats_from_their_json():
+    from types import SimpleNamespace
+
+    from mmpretrain.callbacks import SelectionStatsLogger
+
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(selection_stats={}))
+    module = _Recorder()
+    batch = {"key": ["a", "b"], "json": [{"classes": ["red circle", "red circle"]}, {"classes": ["blue star"]}]}
+    SelectionStatsLogger().on_train_batch_end(trainer, module, None, batch, 0)
+    assert module.logged == {"data/selection/unique_concepts": 2.0, "data/selection/max_concept_count": 2.0,
+                             "data/selection/concept_entropy": pytest.approx(0.6365141682948128),
+                             "data/selection/objects_per_sample": 1.5}
