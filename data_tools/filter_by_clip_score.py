@@ -51,7 +51,7 @@ def build_task(config: dict) -> LightningModule:
     """The LightningModule of the config's `model` section, freshly initialised."""
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(LightningModule, "model", required=True)
-    return parser.instantiate_classes(parser.parse_object({"model": config["model"]})).model
+    return parser.instantiate(parser.parse_object({"model": config["model"]})).model
 
 
 def load_task(config: dict, checkpoint: str) -> LightningModule:
