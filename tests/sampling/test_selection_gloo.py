@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,6 +43,7 @@ def _rank_main(rank: int, port: int, shards: dict, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_select_with_global_frequencies(image_text_shards, tmp_path):
     shards = {k: str(v) for k, v in image_text_shards.items()}
     mp.start_processes(_rank_main, args=(_free_port(), shards, str(tmp_path)), nprocs=2, start_method="spawn")
