@@ -1,5 +1,6 @@
-"""Multi-rank CABS-DM in real processes: two gloo ranks, selection inside DataLoader workers,
-frequencies exchanged through the process group's own TCPStore (MASTER_ADDR/MASTER_PORT)."""
+"""Multi-rank CABS-DM in real processes: two gloo ranks, each with a WebDataModule whose
+selection runs inside a DataLoader worker and exchanges concept frequencies through the
+process group's own TCPStore (MASTER_ADDR/MASTER_PORT, nonce broadcast over gloo)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_selection_stream import BATCH, collate, expected_two_rank_dm, make_stream  # noqa: E402
+from test_selection_stream import BATCH, expected_two_rank_dm, make_stream  # noqa: E402
 
 
 def _free_port() -> int:
@@ -25,19 +26,19 @@ def _free_port() -> int:
 
 def _rank_main(rank: int, port: int, shards: dict, out_dir: str) -> None:
     import torch.distributed as dist
-    from torch.utils.data import DataLoader
 
-    from mmpretrain.data.sampling.exchange import StoreExchange
-    from mmpretrain.data.wds.dataset import ShardStream
+    from mmpretrain.data.datamodule import WebDataModule
+    from mmpretrain.data.sampling import BatchSelection
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    exchange = StoreExchange("127.0.0.1", port, "gloo-test/", timeout_s=60)
-    stream, _ = make_stream(shards, "cabs_dm", rank=rank, world_size=2, exchange=exchange)
-    stream = ShardStream(stream.spec, stream.decode, BATCH, mode="resampled", seed=0, shuffle_buffer=50,
-                         samples_per_epoch=stream.samples_per_epoch, collate=collate, rank=rank, world_size=2,
-                         num_workers=1, selector=stream.selector)
-    keys = [batch["key"] for batch in DataLoader(stream, batch_size=None, num_workers=1)]
+    # the same stream as make_stream(..., world_size=2), built the way a training run builds it
+    datamodule = WebDataModule(
+        train_shards=shards["train"], batch_size=BATCH, num_workers=1, mode="resampled",
+        samples_per_epoch=2 * 4 * BATCH, shuffle_buffer=50, seed=0, image_size=32, context_length=16,
+        selection=BatchSelection(strategy="cabs_dm", filter_ratio=0.8, super_batch_size=40, cap=2, seed=0),
+        persistent_workers=False, pin_memory=False)
+    keys = [batch["key"] for batch in datamodule.train_dataloader()]
     dist.barrier()
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(keys))
     dist.destroy_process_group()
