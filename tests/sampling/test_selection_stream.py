@@ -130,6 +130,8 @@ def test_selection_needs_matching_batch_size_and_resampled_mode(image_text_shard
     with pytest.raises(ValueError, match="keeps b=8 samples, but data batch_size=16"):
         BatchSelection(super_batch_size=40, filter_ratio=0.8).resolve_super_batch_size(16)
     assert BatchSelection(filter_ratio=0.8).resolve_super_batch_size(8) == 40
+    with pytest.raises(ValueError, match="b=64 > B"):
+        BatchSelection(super_batch_size=48, filter_ratio=0.0).resolve_super_batch_size(64)
     selector = SuperBatchSelector(BatchSelection(super_batch_size=40), BATCH)
     with pytest.raises(ValueError, match="resampled"):
         ShardStream(str(image_text_shards["train"]), CountingDecode(), BATCH, mode="exact", selector=selector)

@@ -34,7 +34,8 @@ class BatchSelection:
     """strategy: `iid` (b random), `cabs_dm` (diversity), `cabs_fm` (most objects).
     super_batch_size: B; None = batch_size / (1 - filter_ratio). The kept size
     b = 2^round(log2((1-f) B)) must equal the data module's batch_size. cap: M, per concept
-    per rank (DM). annotations: optional parquet (`key`, `classes`) overriding the json."""
+    per rank (DM). annotations: optional parquet (`key`, `classes`) overriding the json.
+    exchange_timeout_s: how long a multi-rank DM worker waits for the other ranks' frequencies."""
 
     strategy: Strategy = "cabs_dm"
     filter_ratio: float = 0.8
@@ -52,6 +53,9 @@ class BatchSelection:
                              f"got filter_ratio={self.filter_ratio}, cap={self.cap}")
         size = self.super_batch_size or round(batch_size / (1.0 - self.filter_ratio))
         kept = kept_size(size, self.filter_ratio)
+        if kept > size:
+            raise ValueError(f"selection: super_batch_size={size} with filter_ratio={self.filter_ratio} would keep "
+                             f"b={kept} > B samples; use a larger super_batch_size or filter_ratio")
         if kept != batch_size:
             raise ValueError(f"selection: super_batch_size={size} with filter_ratio={self.filter_ratio} "
                              f"keeps b={kept} samples, but data batch_size={batch_size}; set batch_size "
