@@ -21,7 +21,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from mmpretrain.callbacks import AtomicModelCheckpoint, DataStatsLogger, MetricsFileWriter, PreemptionCheckpoint
+from mmpretrain.callbacks import (
+    AtomicModelCheckpoint,
+    DataStatsLogger,
+    MetricsFileWriter,
+    PreemptionCheckpoint,
+    SelectionStatsLogger,
+)
 from mmpretrain.commands import available_commands, command_help, run_command
 from mmpretrain.plugins import AtomicCheckpointIO, load_checkpoint_file
 
@@ -55,7 +61,8 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
         for checkpoint in checkpoints:
             if checkpoint.dirpath is None:
                 checkpoint.dirpath = str(run_dir / "checkpoints")
-    for infrastructure in (MetricsFileWriter, DataStatsLogger, PreemptionCheckpoint):
+    for infrastructure in (MetricsFileWriter, DataStatsLogger, SelectionStatsLogger,
+                           PreemptionCheckpoint):
         if not any(isinstance(c, infrastructure) for c in callbacks):
             callbacks.append(infrastructure())
     config["callbacks"] = callbacks

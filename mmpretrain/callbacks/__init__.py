@@ -1,5 +1,5 @@
-"""Trainer callbacks: metrics file, data-pipeline statistics, crash-safe checkpoints, sample
-keys, weight EMA, channels-last memory format."""
+"""Trainer callbacks: metrics file, data-pipeline and batch-selection statistics, crash-safe
+checkpoints, sample keys, weight EMA, channels-last memory format."""
 
 from mmpretrain.callbacks.channels_last import ChannelsLast
 from mmpretrain.callbacks.checkpointing import AtomicModelCheckpoint, PreemptionCheckpoint
@@ -7,6 +7,7 @@ from mmpretrain.callbacks.data_stats import DataStatsLogger
 from mmpretrain.callbacks.ema import EMAWeights
 from mmpretrain.callbacks.metrics_file import MetricsFileWriter
 from mmpretrain.callbacks.sample_keys import SampleKeyLogger
+from mmpretrain.callbacks.selection_stats import SelectionStatsLogger
 
 __all__ = ["AtomicModelCheckpoint", "ChannelsLast", "DataStatsLogger", "EMAWeights",
-           "MetricsFileWriter", "PreemptionCheckpoint", "SampleKeyLogger"]
+           "MetricsFileWriter", "PreemptionCheckpoint", "SampleKeyLogger", "SelectionStatsLogger"]

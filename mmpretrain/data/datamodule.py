@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from typing import Any, Literal
 
 import torch
@@ -24,6 +25,8 @@ import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from mmpretrain.data.sampling.exchange import StoreExchange
+from mmpretrain.data.sampling.selection import BatchSelection, SuperBatchSelector
 from mmpretrain.data.sources.image_text import ImageTextDecoder
 from mmpretrain.data.tokenizer import Tokenizer
 from mmpretrain.data.transforms import ImageTransform
@@ -53,11 +56,14 @@ class WebDataModule(LightningDataModule):
         zeroshot_classes: str | None = None,
         persistent_workers: bool = True,
         pin_memory: bool | None = None,
+        selection: BatchSelection | None = None,
     ) -> None:
         """`train_weights`: mixture weight per `::`-separated train source (resampled mode).
         `samples_per_epoch`: epoch length in resampled mode (None = endless, train by
         max_steps), a cap in exact mode. `zeroshot_classes`: classes.json path, default the one
-        beside the val shards. `pin_memory`: None = only when CUDA is available."""
+        beside the val shards. `pin_memory`: None = only when CUDA is available.
+        `selection`: online batch selection (iid / CABS-DM / CABS-FM) from super-batches of the
+        train stream; batch_size is then the kept size b."""
         super().__init__()
         if mode not in ("resampled", "exact"):
             raise ValueError(f"mode must be 'resampled' or 'exact', got {mode!r}")
@@ -73,6 +79,12 @@ class WebDataModule(LightningDataModule):
         self.zeroshot_classes = zeroshot_classes
         self.persistent_workers = persistent_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.selection = selection
+        if selection is not None:
+            if mode != "resampled":
+                raise ValueError("selection (online batch selection) needs mode='resampled'")
+            selection.resolve_super_batch_size(batch_size)
+        self.selection_stats: dict[str, float] = {}
         self.tokenizer = Tokenizer(context_length)
         self.train_decoder = ImageTextDecoder(ImageTransform(image_size, True, tuple(crop_scale)), self.tokenizer)
         self.val_decoder = ImageTextDecoder(ImageTransform(image_size, train=False), self.tokenizer)
@@ -110,7 +122,7 @@ class WebDataModule(LightningDataModule):
                 self._train_spec, self.train_decoder, self.batch_size, mode=self.mode, seed=self.seed,
                 shuffle_buffer=self.shuffle_buffer, samples_per_epoch=self.samples_per_epoch,
                 collate=self.train_decoder.collate, drop_last=True, rank=rank, world_size=world_size,
-                num_workers=self.num_workers)
+                num_workers=self.num_workers, selector=self._selector(world_size))
             if self._pending_state is not None:
                 self._apply_state(self._pending_state)
         if self.trainer is not None:
@@ -119,6 +131,23 @@ class WebDataModule(LightningDataModule):
         # Lightning's per-epoch `_set_sampler_epoch` only looks at the sampler
         loader.sampler.set_epoch = self._train_stream.set_epoch
         return loader
+
+    def _selector(self, world_size: int) -> SuperBatchSelector | None:
+        if self.selection is None:
+            return None
+        exchange = None
+        if self.selection.strategy == "cabs_dm" and world_size > 1:
+            if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
+                raise RuntimeError("selection: multi-rank cabs_dm exchanges concept frequencies through the "
+                                   "process group's store; MASTER_ADDR/MASTER_PORT are not set")
+            # one nonce per stream, identical on all ranks, so store keys of an earlier stream
+            # in the same process group are never read
+            nonce = [secrets.token_hex(8)]
+            if dist.is_available() and dist.is_initialized():
+                dist.broadcast_object_list(nonce, src=0)
+            exchange = StoreExchange(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                     f"mmpretrain/cabs/{nonce[0]}/", self.selection.exchange_timeout_s)
+        return SuperBatchSelector(self.selection, self.batch_size, exchange)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_shards is None:
@@ -146,6 +175,8 @@ class WebDataModule(LightningDataModule):
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, dict) and "_data_state" in batch:
             data_state = batch.pop("_data_state")
+            if "_selection_stats" in batch:
+                self.selection_stats = batch.pop("_selection_stats")
             training = self.trainer is None or self.trainer.training
             if training and self._train_stream is not None:
                 self._train_stream.observe(data_state)

@@ -27,7 +27,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -38,6 +38,9 @@ from mmpretrain.data.wds.epoch_plan import (ShardDraws, exact_quotas, exact_work
 from mmpretrain.data.wds.shard_spec import Shard, ShardSpec, parse_shard_spec
 from mmpretrain.data.wds.skips import SkipCounter, SkipSample
 from mmpretrain.data.wds.tar_reader import iter_tar_samples
+
+if TYPE_CHECKING:
+    from mmpretrain.data.sampling.selection import SuperBatchSelector
 
 Mode = Literal["resampled", "exact"]
 RawSample = dict[str, Any]
@@ -101,9 +104,12 @@ class ShardStream(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         num_workers: int | None = None,
+        selector: SuperBatchSelector | None = None,
     ) -> None:
         """`samples_per_epoch` sets the epoch length in resampled mode and caps it in exact mode.
-        `num_workers` (the DataLoader's) is needed for `len()`; it is checked inside workers."""
+        `num_workers` (the DataLoader's) is needed for `len()`; it is checked inside workers.
+        `selector`: each batch is chosen from a super-batch of raw samples (resampled mode only;
+        see `mmpretrain.data.sampling`); samples_per_epoch then counts trained samples."""
         if mode not in ("resampled", "exact"):
             raise ValueError(f"mode must be 'resampled' or 'exact', got {mode!r}")
         if batch_size < 1 or shuffle_buffer < 0:
@@ -124,6 +130,10 @@ class ShardStream(IterableDataset):
         self.shuffle_buffer, self.samples_per_epoch, self.drop_last = shuffle_buffer, samples_per_epoch, drop_last
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self.num_workers = num_workers
+        self.selector = selector
+        if selector is not None and (mode != "resampled" or selector.batch_size != batch_size):
+            raise ValueError(f"batch selection needs mode='resampled' (got {mode!r}) and the selector's "
+                             f"kept size {selector.batch_size} equal to batch_size {batch_size}")
         # shared memory, so set_epoch reaches persistent DataLoader workers
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._resume: dict[str, Any] | None = None
@@ -178,7 +188,8 @@ class ShardStream(IterableDataset):
         return {"mode": self.mode, "seed": self.seed, "batch_size": self.batch_size,
                 "shuffle_buffer": self.shuffle_buffer, "num_shards": len(self.spec.shards),
                 "shards_sha256": self._shards_sha256,
-                "rank": self.rank, "world_size": self.world_size, "num_workers": self.num_workers}
+                "rank": self.rank, "world_size": self.world_size, "num_workers": self.num_workers,
+                **({"selection": repr(self.selector.config)} if self.selector is not None else {})}
 
     def observe(self, data_state: dict[str, Any]) -> None:
         """Record the `_data_state` of a batch that reached the consumer (of the current epoch)."""
@@ -255,6 +266,10 @@ class ShardStream(IterableDataset):
             skips.reset(resume["skips"])
         if quota is not None and batches >= quota:
             return
+        if self.selector is not None:
+            yield from self._iter_selected(stream, worker, num_workers, epoch, quota, batches, consumed,
+                                           position, skips)
+            return
         decoded_any, warned = batches > 0, False
         pending: list[dict] = []
         for pass_index, raw in stream:
@@ -290,6 +305,45 @@ class ShardStream(IterableDataset):
                     return
         if pending and not self.drop_last:
             yield self._emit(pending, worker, num_workers, epoch, batches + 1, consumed, position, skips)
+
+    def _iter_selected(self, stream: Iterator[tuple[int, RawSample]], worker: int, num_workers: int,
+                       epoch: int, quota: int | None, batches: int, consumed: int, position: _ReadPosition,
+                       skips: SkipCounter) -> Iterator[dict]:
+        """One super-batch per batch: the selector orders B raw samples (reading only their json),
+        and they are decoded in that order until the batch is full, so rejected samples are
+        never decoded unless a selected one fails."""
+        from mmpretrain.data.sampling.selection import SuperBatchId
+
+        size, warned = self.selector.super_batch_size, False
+        while quota is None or batches < quota:
+            raws = [raw for _, raw in itertools.islice(stream, size)]
+            consumed += len(raws)
+            result = self.selector(raws, SuperBatchId(epoch, self.rank, self.world_size, worker, batches))
+            samples, emitted = [], []
+            for index in result.decode_order():
+                try:
+                    samples.append(self.decode(raws[index]))
+                except SkipSample as skip:
+                    skips.add(skip.reason)
+                    continue
+                except Exception as exn:  # noqa: BLE001 - one bad sample must never stop training
+                    skips.add("decode_error")
+                    if not warned:
+                        warned = True
+                        warnings.warn(f"decode failed on {raws[index].get('__key__')!r}: {exn!r}; counted "
+                                      "as decode_error (later failures are only counted)")
+                    continue
+                emitted.append(index)
+                if len(samples) == self.batch_size:
+                    break
+            if len(samples) < self.batch_size:
+                raise RuntimeError(f"rank {self.rank} worker {worker}: only {len(samples)} of a super-batch "
+                                   f"of {len(raws)} samples of {self.spec.description!r} could be decoded, "
+                                   f"need {self.batch_size} (skips: {skips.to_dict()})")
+            batches += 1
+            batch = self._emit(samples, worker, num_workers, epoch, batches, consumed, position, skips)
+            batch["_selection_stats"] = result.statistics(emitted)
+            yield batch
 
     def _emit(self, samples: list[dict], worker: int, num_workers: int, epoch: int, batches: int,
               consumed: int, position: _ReadPosition, skips: SkipCounter) -> dict:
