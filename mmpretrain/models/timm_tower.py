@@ -62,8 +62,9 @@ class TimmVisionTower(nn.Module):
             extra["drop_path_rate"] = drop_path
         # Same construction as open_clip's TimmModel, so parameters and outputs line up.
         if proj == "none":
+            # pool '' keeps the model's default pooling (timm reads global_pool='' as "none")
             self.trunk = timm.create_model(model_name, pretrained=False, num_classes=0,
-                                           global_pool=pool, **extra)
+                                           **({"global_pool": pool} if pool else {}), **extra)
             if self.trunk.num_features != output_dim:
                 raise ValueError(f"TimmVisionTower: proj='none' needs output_dim == the trunk's "
                                  f"num_features {self.trunk.num_features}, got {output_dim}")
