@@ -89,6 +89,13 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process: on a shared machine it is far less affected
+    than wall time by other jobs taking the cores."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _count_flops(step_fn) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -109,19 +116,19 @@ def mmpretrain_trial(case: StepCase, batches: list) -> dict[str, Any]:
 
     class StepTimer(Callback):
         def __init__(self) -> None:
-            self.start = self.end = 0.0
+            self.start = self.end = self.cpu_start = self.cpu_end = 0.0
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             if batch_idx == case.warmup_steps:
                 _sync(case.device)
                 if case.device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
-                self.start = time.perf_counter()
+                self.start, self.cpu_start = time.perf_counter(), _cpu_seconds()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if batch_idx == case.warmup_steps + case.measure_steps - 1:
                 _sync(case.device)
-                self.end = time.perf_counter()
+                self.end, self.cpu_end = time.perf_counter(), _cpu_seconds()
 
     rss_before = _rss_mib()
     model = create_clip(case.model)
@@ -139,7 +146,7 @@ def mmpretrain_trial(case: StepCase, batches: list) -> dict[str, Any]:
                       enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=100,
                       callbacks=callbacks)
     trainer.fit(task, train_dataloaders=DataLoader(data, batch_size=None))
-    return _result(case, timer.end - timer.start, flops, rss_before)
+    return _result(case, timer.end - timer.start, timer.cpu_end - timer.cpu_start, flops, rss_before)
 
 
 def _flops_of(model, loss, batch, case: StepCase, counted_rows: int = 2) -> float:
@@ -159,9 +166,10 @@ def _flops_of(model, loss, batch, case: StepCase, counted_rows: int = 2) -> floa
     return flops
 
 
-def _result(case: StepCase, elapsed: float, flops: float, rss_before: float) -> dict[str, Any]:
+def _result(case: StepCase, elapsed: float, cpu_s: float, flops: float, rss_before: float) -> dict[str, Any]:
     samples_per_s = case.batch_size * case.measure_steps / elapsed
     result: dict[str, Any] = {"samples_per_s": samples_per_s, "step_s": elapsed / case.measure_steps,
+                              "cpu_s_per_step": cpu_s / case.measure_steps,
                               "flops_per_step": flops, "achieved_tflops": flops * case.measure_steps / elapsed / 1e12}
     if case.device == "cuda":
         result["peak_mem_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -221,10 +229,10 @@ def open_clip_trial(case: StepCase, batches: list) -> dict[str, Any]:
     _sync(case.device)
     if case.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     epoch(1, case.measure_steps)
     _sync(case.device)
-    return _result(case, time.perf_counter() - start, flops, rss_before)
+    return _result(case, time.perf_counter() - start, _cpu_seconds() - cpu_start, flops, rss_before)
 
 
 # ---- driver ----------------------------------------------------------------------------------
@@ -251,15 +259,20 @@ def run(device: str = "cpu", rounds: int = 3, quick: bool = False, **_: Any) -> 
                                for key in measured[codebase][0] if measured[codebase][0][key] is not None}
         entry["ratio"] = paired_ratio(column(measured[MMPRETRAIN], "samples_per_s"),
                                       column(measured[OPEN_CLIP], "samples_per_s"))
+        # open_clip's CPU seconds per step over ours: > 1 means mmpretrain needs less CPU work
+        entry["cpu_time_ratio"] = paired_ratio(column(measured[OPEN_CLIP], "cpu_s_per_step"),
+                                               column(measured[MMPRETRAIN], "cpu_s_per_step"))
         results["cases"].append(entry)
         memory_key = "peak_mem_mib" if case.device == "cuda" else "peak_rss_growth_mib"
         ours, theirs = entry[MMPRETRAIN], entry[OPEN_CLIP]
         rows.append([case.name, ours["samples_per_s"]["median"], theirs["samples_per_s"]["median"],
-                     entry["ratio"]["median_of_round_ratios"], ours[memory_key]["median"], theirs[memory_key]["median"],
+                     entry["ratio"]["median_of_round_ratios"], entry["cpu_time_ratio"]["median_of_round_ratios"],
+                     ours[memory_key]["median"], theirs[memory_key]["median"],
                      ours.get("mfu", {}).get("median"), theirs.get("mfu", {}).get("median")])
     results["table"] = print_table(
         "train_step: samples/s (median of interleaved rounds); memory = CUDA peak allocated or CPU peak RSS growth (MiB)",
-        ["case", MMPRETRAIN, OPEN_CLIP, "ratio", "mem ours", "mem open_clip", "MFU ours", "MFU open_clip"], rows)
+        ["case", MMPRETRAIN, OPEN_CLIP, "ratio", "CPU-time ratio", "mem ours", "mem open_clip", "MFU ours",
+         "MFU open_clip"], rows)
     return results
 
 
