@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -73,13 +74,19 @@ def shard_list_hash(spec: ShardSpec) -> str:
 
 @contextlib.contextmanager
 def _augmentation_rng(*stream_position: object) -> Iterator[None]:
-    """Seed torch's CPU generator from the sample's position in the deterministic raw stream, so
+    """Seed torch's CPU generator and Python's `random` from the sample's position in the deterministic raw stream, so
     random augmentations of a sample do not depend on what the process did before (a resumed
     run crops exactly like the uninterrupted one); the caller's generator state is restored."""
     seed = int.from_bytes(hashlib.sha256(repr(stream_position).encode()).digest()[:8], "little")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+    # transforms draw crop boxes from Python's `random` and other augmentations from torch's
+    python_state = random.getstate()
+    random.seed(seed)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(python_state)
 
 
 @dataclass
