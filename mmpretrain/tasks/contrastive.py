@@ -137,8 +137,9 @@ class ContrastiveTask(LightningModule):
         optimizer.zero_grad()
         no_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
         tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        loss, out = grad_cache_backward(self.encode, self.objective, tensors, self.grad_cache_chunks,
-                                   backward=self.manual_backward, no_sync=no_sync)
+        loss, out = grad_cache_backward(self.encode, self.objective, tensors,
+                                        self.grad_cache_chunks, backward=self.manual_backward,
+                                        no_sync=no_sync)
         if self.grad_cache_clip_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_cache_clip_norm,
                                 gradient_clip_algorithm="norm")
