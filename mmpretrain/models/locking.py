@@ -16,7 +16,8 @@ def lock_parameters(tower: nn.Module, trainable: Sequence[str], freeze_norms: bo
     """
     names = {name for name, _ in tower.named_parameters()}
     for entry in trainable:
-        if not (entry in names or (entry.endswith(".") and any(n.startswith(entry) for n in names))):
+        is_module = entry.endswith(".") and any(n.startswith(entry) for n in names)
+        if entry not in names and not is_module:
             raise ValueError(f"lock: {type(tower).__name__} has no parameter or module {entry!r}")
     for name, param in tower.named_parameters():
         param.requires_grad = any(name == entry or (entry.endswith(".") and name.startswith(entry))

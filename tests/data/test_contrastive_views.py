@@ -115,7 +115,8 @@ def test_datamodule_batches_carry_sub_captions_views_and_metadata(long_caption_s
                                metadata_fraction=0.5, text_augment=TextAugment(random_swap=0.0))
 
     class _Trainer:
-        max_steps, current_epoch, global_rank, world_size, training, global_step = 10, 0, 0, 1, True, 0
+        max_steps, current_epoch, global_rank, world_size = 10, 0, 0, 1
+        training, global_step = True, 0
 
     dm.trainer = _Trainer()
     batch = dm.on_before_batch_transfer(next(iter(dm.train_dataloader())), 0)

@@ -109,7 +109,8 @@ class ContrastiveViewsDecoder(ImageTextDecoder):
     def __call__(self, raw: dict[str, Any]) -> dict[str, Any]:
         sample = super().__call__(raw)
         caption = sample["caption"]
-        if self.metadata_until_step is not None and self.global_step.get() < self.metadata_until_step:
+        until = self.metadata_until_step
+        if until is not None and self.global_step.get() < until:
             meta = sample["json"].get(self.metadata_field)
             meta = url_domain(meta) if self.metadata_domain_only else meta
             if meta:
