@@ -71,7 +71,7 @@ def summary_table(runs: list[RunLogs]) -> str:
     shown = [key for key in columns if any(row[key] is not None for row in rows)]
     varied = varied_config_keys(runs)
     flats = [flatten_config(run.config) for run in runs]
-    header = ["run", "steps", *(key.rsplit(".", 1)[-1] for key in varied), *(columns[k].header for k in shown)]
+    header = ["run", "last step", *(key.rsplit(".", 1)[-1] for key in varied), *(columns[k].header for k in shown)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {}
     for key in shown:

@@ -35,7 +35,7 @@ def test_summary_marks_the_best_run(tmp_path):
     runs = [load_run(make_run(tmp_path / "a", 1e-3, [3.0, 2.0, 1.0], 0.4)),
             load_run(make_run(tmp_path / "b", 3e-3, [3.0, 1.5, 0.5], 0.6))]
     table = summary_table(runs).splitlines()
-    assert table[0] == "| run | steps | lr | zero-shot top-1 | i2t R@1 | final loss |"
+    assert table[0] == "| run | last step | lr | zero-shot top-1 | i2t R@1 | final loss |"
     assert table[2] == "| a | 2 | 0.001 | 40.0% | 13.3% | 1 |"
     assert table[3] == "| b | 2 | 0.003 | **60.0%** | **20.0%** | **0.5** |"
 
