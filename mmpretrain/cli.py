@@ -45,9 +45,11 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(config.get("default_root_dir") or DEFAULT_RUN_DIR)
     config["default_root_dir"] = str(run_dir)
     if config.get("logger") in (None, True):
+        csv_logger = CSVLogger(save_dir=str(run_dir), name="logs")
+        # one version folder per invocation holds the CSV, TensorBoard events and config.yaml
         config["logger"] = [
-            CSVLogger(save_dir=str(run_dir), name="logs"),
-            TensorBoardLogger(save_dir=str(run_dir), name="logs"),
+            csv_logger,
+            TensorBoardLogger(save_dir=str(run_dir), name="logs", version=csv_logger.version),
         ]
     callbacks: list[Callback] = list(config.get("callbacks") or [])
     if config.get("enable_progress_bar") is False:

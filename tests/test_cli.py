@@ -38,6 +38,10 @@ def test_fit_then_test_writes_checkpoint_logs_and_metrics(image_text_shards, tmp
                              f"--ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}"])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["stage"] == "test"
+    assert metrics["global_step"] == 2  # the checkpoint's step, not the fresh trainer's 0
+    # each invocation logs CSV, TensorBoard and its config into one version folder
+    for version in tmp_path.glob("logs/version_*"):
+        assert (version / "metrics.csv").is_file() and list(version.glob("events.out.tfevents.*"))
     assert metrics["retrieval_count"] == 128 and metrics["zeroshot_count"] == 128
     assert metrics["chance_top1"] == pytest.approx(1 / 36)
     assert {"zeroshot_top1", "zeroshot_top5", "i2t_r1", "i2t_r5", "t2i_r1", "t2i_r10"} <= set(metrics)

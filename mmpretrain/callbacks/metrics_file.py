@@ -35,6 +35,11 @@ class MetricsFileWriter(Callback):
     def __init__(self, filename: str = METRICS_FILENAME) -> None:
         self.filename = filename
         self.last_path: Path | None = None
+        self._checkpoint_step: int | None = None
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
+        # validate/test restore weights but not the loop state: report the checkpoint's step
+        self._checkpoint_step = checkpoint.get("global_step")
 
     def _write(self, trainer: Trainer, stage: str) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -42,8 +47,10 @@ class MetricsFileWriter(Callback):
         metrics = flat_eval_metrics(trainer.callback_metrics)
         if not metrics:
             return
-        payload = {**metrics, "stage": stage, "global_step": trainer.global_step,
-                   "epoch": trainer.current_epoch}
+        step = trainer.global_step
+        if stage in ("validate", "test") and self._checkpoint_step is not None:
+            step = self._checkpoint_step
+        payload = {**metrics, "stage": stage, "global_step": step, "epoch": trainer.current_epoch}
         self.last_path = Path(trainer.default_root_dir) / self.filename
         write_json_atomic(self.last_path, payload)
 
