@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,8 +12,8 @@ import lightning as L
 import pytest
 import torch
 
-from mmpretrain.cli import MMPretrainCLI, run_lightning_cli
 from mmpretrain.callbacks.sample_keys import read_sample_keys
+from mmpretrain.cli import MMPretrainCLI, run_lightning_cli
 
 TINY_CLIP = str(Path(__file__).with_name("tiny_clip.yaml"))
 

@@ -18,13 +18,16 @@ BATCH = 8
 
 
 @pytest.fixture(scope="module")
-def dirty_shards(image_text_shards, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dirty") / "train"
-    # 5 complete samples before the cut: 512 - 64 (missing) - 59 (truncated) - 5 = 384 valid
+def dirty_shards(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dirty")
+    subprocess.run([sys.executable, str(REPO_ROOT / "data_tools" / "make_synthetic.py"), "image-text",
+                    "--out", str(root / "clean"), "--num-samples", "128", "--shard-size", "16",
+                    "--image-size", "32", "--quiet"], check=True, capture_output=True, text=True)
+    # 5 complete samples before the cut: 128 - 16 (missing) - 11 (truncated) - 5 = 96 valid
     subprocess.run([sys.executable, str(REPO_ROOT / "data_tools" / "corrupt_shards.py"),
-                    str(image_text_shards["train"]), "--out", str(out), "--truncate-keep", "5"],
+                    str(root / "clean"), "--out", str(root / "train"), "--truncate-keep", "5"],
                    check=True, capture_output=True, text=True)
-    return out
+    return root / "train"
 
 
 def test_training_over_corrupted_shards_loses_no_valid_sample(tiny, dirty_shards, tmp_path, caplog):
@@ -33,26 +36,26 @@ def test_training_over_corrupted_shards_loses_no_valid_sample(tiny, dirty_shards
     assert {f["fault"] for f in manifest["faults"]} == {
         "truncated_tar", "missing_shard", "empty_shard", "garbage_image", "zero_byte_image",
         "missing_caption", "non_utf8_caption", "decompression_bomb", "duplicate_key"}
-    assert len(valid) == 384 and manifest["samples_lost"] == 128
+    assert len(valid) == 96 and manifest["samples_lost"] == 32
 
-    # sizes.json still claims 512 samples, so exact mode plans 64 batches and fills the 128
+    # sizes.json still claims 128 samples, so exact mode plans 16 batches and fills the 32
     # missing ones with a second pass over the shards (counted as `refill`)
     with caplog.at_level(logging.INFO, logger="mmpretrain.callbacks.data_stats"):
         cli = tiny.cli(tmp_path, dirty_shards, "--trainer.max_steps=-1", "--trainer.max_epochs=1")
-    assert cli.trainer.state.finished and cli.trainer.global_step == 512 // BATCH
+    assert cli.trainer.state.finished and cli.trainer.global_step == 128 // BATCH
 
     trained = [k for _, keys in tiny.keys(tmp_path) for k in keys]
     first_pass, refill = trained[:len(valid)], trained[len(valid):]
     assert sorted(first_pass) == valid  # every valid sample, once, before any repeat
-    assert set(refill) <= set(valid) and len(refill) == 128
+    assert set(refill) <= set(valid) and len(refill) == 32
 
     assert cli.datamodule.skip_counts == {
         "truncated_tar": 1, "unreadable_shard": 1,      # cut shard, missing shard
         "decode_error": 2,                               # garbage image, non-UTF-8 caption
         "empty_member": 1, "missing_image": 1,           # zero-byte image member
-        "missing_caption": 1, "too_many_pixels": 1, "duplicate_key": 1, "refill": 128}
+        "missing_caption": 1, "too_many_pixels": 1, "duplicate_key": 1, "refill": 32}
     report = [r.getMessage() for r in caplog.records if "skipped samples by reason" in r.getMessage()]
-    assert report and "too_many_pixels=1" in report[-1] and "refill=128" in report[-1]
+    assert report and "too_many_pixels=1" in report[-1] and "refill=32" in report[-1]
 
 
 def test_decompression_bomb_is_refused_by_pixel_count_before_decoding():
@@ -69,10 +72,10 @@ def test_decompression_bomb_is_refused_by_pixel_count_before_decoding():
     assert refused.value.reason == "too_many_pixels" and "144000000 pixels" in str(refused.value)
 
 
-def test_corrupt_tool_refuses_a_non_empty_output(image_text_shards, tmp_path):
+def test_corrupt_tool_refuses_a_non_empty_output(dirty_shards, tmp_path):
     (tmp_path / "x.tar").write_bytes(b"")
     result = subprocess.run([sys.executable, str(REPO_ROOT / "data_tools" / "corrupt_shards.py"),
-                             str(image_text_shards["train"]), "--out", str(tmp_path)],
+                             str(dirty_shards.parent / "clean"), "--out", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 1 and "already holds shards" in result.stderr
     assert Counter(p.suffix for p in tmp_path.iterdir()) == Counter({".tar": 1})

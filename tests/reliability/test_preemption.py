@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from mmpretrain.callbacks.sample_keys import read_sample_keys
