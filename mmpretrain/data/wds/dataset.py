@@ -74,9 +74,10 @@ def shard_list_hash(spec: ShardSpec) -> str:
 
 @contextlib.contextmanager
 def _augmentation_rng(*stream_position: object) -> Iterator[None]:
-    """Seed torch's CPU generator and Python's `random` from the sample's position in the deterministic raw stream, so
-    random augmentations of a sample do not depend on what the process did before (a resumed
-    run crops exactly like the uninterrupted one); the caller's generator state is restored."""
+    """Seed torch's CPU generator and Python's `random` from the sample's position in the
+    deterministic raw stream, so random augmentations of a sample do not depend on what the
+    process did before (a resumed run crops exactly like the uninterrupted one); the caller's
+    generator states are restored."""
     seed = int.from_bytes(hashlib.sha256(repr(stream_position).encode()).digest()[:8], "little")
     # transforms draw crop boxes from Python's `random` and other augmentations from torch's
     python_state = random.getstate()
