@@ -266,7 +266,7 @@ class ContrastiveTask(LightningModule):
         metrics: dict[str, float] = {}
         if self.retrieval:
             metrics.update(retrieval_recall(images, texts, chunk_size=self.eval_chunk_size))
-        prompts = self._zeroshot_prompts()
+        prompts = self._zeroshot_prompts() if self.zeroshot else None
         if self.zeroshot and prompts is not None:
             classifier_DC = build_zeroshot_classifier(
                 lambda tokens: self.model.encode_text(tokens.to(self.device)), prompts)
