@@ -55,6 +55,9 @@ def breakout_shards(tmp_path_factory) -> dict[str, Path]:
                        check=True, capture_output=True, text=True)
         shards[split] = root / split
     return shards
+
+
+@pytest.fixture(scope="session")
 def video_text_shards(tmp_path_factory) -> dict[str, Path]:
     """Small synthetic video-text train/val sets (32 px, 16-frame clips): {'train': DIR, 'val': DIR}."""
     root = tmp_path_factory.mktemp("synthetic_video_text")
