@@ -37,6 +37,8 @@ DEFAULT_RUN_DIR = "runs/default"
 # generic caution does not apply; the stream also carries its own resume state.
 warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined.*")
 warnings.filterwarnings("ignore", message=r".*not resumable.*")
+# Lightning 2.6 against torch 2.14 warns about its own pytree use on every run
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
