@@ -85,7 +85,7 @@ class ContrastiveTask(LightningModule):
         self.view_head = view_head
         self.view_loss_weight = view_loss_weight
         self.view_temperature = view_temperature
-        self.view_loss = ClipLoss()
+        self.view_loss = ClipLoss() if view_head is not None else None
         self.model = model
         self.loss = loss if loss is not None else ClipLoss()
         self.optimizer_factory = optimizer
