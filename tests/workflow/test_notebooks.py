@@ -17,7 +17,31 @@ CELL_TIMEOUT_S = 120
 EXPECTED = {
     "01_quickstart.ipynb": (2, ["CLIP: ", "36 classes, 5 templates; on these 32 images: top-1", "Final evaluation"]),
     "02_data.ipynb": (3, ["2 shards, 128 samples", "read 128 samples, skipped: none", "distinct concepts"]),
+    "03_cabs.ipynb": (1, ["4 super-batches of B=32 -> b=8, skipped: none", "unique_concepts   max_concept_count"]),
+    "05_robot_video.ipynb": (2, ["window 0000000_000000: frames (8, 3, 24, 24), actions (8, 4), episode 0, "
+                                 "labels: human, skipped: none", "clip 000000000: frames (8, 3, 32, 32)"]),
 }
+
+
+def check_cabs_table(text: str) -> None:
+    """The printed table: DM spreads the batch over more concepts with a lower peak than iid;
+    FM keeps the samples with the most objects."""
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in text.splitlines()
+            if line.split()[:1] in (["iid"], ["cabs_dm"], ["cabs_fm"])}
+    unique, peak, objects = 0, 1, 2
+    assert rows["cabs_dm"][unique] > rows["iid"][unique] and rows["cabs_dm"][peak] < rows["iid"][peak]
+    assert rows["cabs_fm"][objects] > max(rows["iid"][objects], rows["cabs_dm"][objects])
+
+
+def check_caption_and_foil(text: str) -> None:
+    """The foil names the same events as the caption, in another order."""
+    caption = next(line for line in text.splitlines() if line.startswith("caption: ")).split(": ", 1)[1]
+    foil = next(line for line in text.splitlines() if line.startswith("foil:    ")).split(": ", 1)[1].strip()
+    assert caption != foil and sorted(caption.split()) == sorted(foil.split())
+
+
+# checks on the values a notebook printed, beyond the snippets above
+VALUE_CHECKS = {"03_cabs.ipynb": check_cabs_table, "05_robot_video.ipynb": check_caption_and_foil}
 
 
 def test_every_notebook_has_expectations():
@@ -25,9 +49,12 @@ def test_every_notebook_has_expectations():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes(path, tiny_run, image_text_shards, tmp_path, monkeypatch):
+def test_notebook_executes(path, tiny_run, image_text_shards, trajectory_shards, video_text_shards,
+                           tmp_path, monkeypatch):
     monkeypatch.setenv("MMPRETRAIN_RUN_DIR", str(tiny_run))
     monkeypatch.setenv("MMPRETRAIN_VAL_SHARDS", str(image_text_shards["val"]))
+    monkeypatch.setenv("MMPRETRAIN_TRAJECTORY_SHARDS", str(trajectory_shards["val"]))
+    monkeypatch.setenv("MMPRETRAIN_VIDEO_SHARDS", str(video_text_shards["val"]))
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
@@ -39,3 +66,5 @@ def test_notebook_executes(path, tiny_run, image_text_shards, tmp_path, monkeypa
     assert figures >= min_figures, f"{path.name}: {figures} figures drawn"
     for snippet in snippets:
         assert snippet in text, f"{path.name}: {snippet!r} not in its output:\n{text[:3000]}"
+    if path.name in VALUE_CHECKS:
+        VALUE_CHECKS[path.name](text)
