@@ -22,6 +22,7 @@ from mmpretrain.data.sources.video_text import FOIL_KEY
 from mmpretrain.data.video.frame_sampling import uniform_indices
 from mmpretrain.data.video.pyav_decoder import decode_frames
 from mmpretrain.data.wds.shard_spec import ShardSpec, parse_shard_spec
+from mmpretrain.data.sources.metadata import sample_metadata
 from mmpretrain.data.wds.skips import SkipCounter, SkipSample
 from mmpretrain.data.wds.tar_reader import iter_tar_samples
 
@@ -68,7 +69,7 @@ def read_video_clips(spec: str | ShardSpec, limit: int, num_frames: int = 8,
     evaluation sampling) with its caption and temporal-order foil caption (None if absent)."""
     def decode(raw: dict[str, Any]) -> VideoClip:
         caption = ImageTextDecoder._caption(raw.get("txt"))
-        meta = ImageTextDecoder._metadata(raw.get("json"))
+        meta = sample_metadata(raw)
         data = next((raw[k] for k in VIDEO_KEYS if k in raw), None)
         if data is None:
             raise SkipSample("missing_video")

@@ -7,21 +7,21 @@ for DM's random fill); the decoder, not this reader, decides whether the sample 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
+
+from mmpretrain.data.sources.metadata import sample_metadata
 
 CONCEPTS_FIELD = "classes"
 
 
 def concepts_from_json(data: bytes | None, field: str = CONCEPTS_FIELD) -> list[str]:
-    if data is None:
-        return []
-    try:
-        meta = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return []
-    values = meta.get(field) if isinstance(meta, dict) else None
+    """Concepts of a json sidecar's bytes (malformed or missing -> none)."""
+    return concepts_from_metadata(sample_metadata({"json": data}, strict=False), field)
+
+
+def concepts_from_metadata(meta: dict[str, Any], field: str = CONCEPTS_FIELD) -> list[str]:
+    values = meta.get(field)
     if not isinstance(values, list):
         return []
     return [v for v in values if isinstance(v, str)]
@@ -55,7 +55,7 @@ class ConceptReader:
             found = self._table.get(raw.get("__key__"))
             if found is not None:
                 return found
-        return concepts_from_json(raw.get("json"), self.field)
+        return concepts_from_metadata(sample_metadata(raw, strict=False), self.field)
 
 
 def encode_concepts(per_sample: Sequence[Sequence[str]]) -> tuple[list[list[int]], list[str]]:

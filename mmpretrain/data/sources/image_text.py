@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 
 from mmpretrain.data.tokenizer import Tokenizer
 from mmpretrain.data.transforms import ImageTransform
+from mmpretrain.data.sources.metadata import sample_metadata
 from mmpretrain.data.wds.skips import SkipSample
 
 
@@ -39,7 +39,7 @@ class ImageTextDecoder:
         if image_bytes is None:
             raise SkipSample("missing_image")
         caption = self._caption(raw.get(self.text_key))
-        meta = self._metadata(raw.get("json"))
+        meta = sample_metadata(raw)
         label = meta.get("label", -1)
         if isinstance(label, bool) or not isinstance(label, int):
             raise SkipSample("bad_json", f"label {label!r} is not an integer")
@@ -57,18 +57,6 @@ class ImageTextDecoder:
         if not caption:
             raise SkipSample("missing_caption")
         return caption
-
-    @staticmethod
-    def _metadata(data: bytes | None) -> dict[str, Any]:
-        if data is None:
-            return {}
-        try:
-            meta = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exn:
-            raise SkipSample("bad_json", str(exn)) from exn
-        if not isinstance(meta, dict):
-            raise SkipSample("bad_json", f"expected a JSON object, got {type(meta).__name__}")
-        return meta
 
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         """Batch dict per CONTRACTS.md: image [B, 3, H, W], text [B, L], label [B], key, plus the

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mmpretrain.data.sources.action_space import ActionSpace
+from mmpretrain.data.sources.metadata import sample_metadata
 from mmpretrain.data.wds.skips import SkipSample
 
 
@@ -62,7 +63,7 @@ class TrajectoryDecoder:
         self.require_actions, self.min_confidence = require_actions, min_confidence
 
     def __call__(self, raw: dict[str, Any]) -> dict[str, Any]:
-        meta = self._metadata(raw.get("json"))
+        meta = sample_metadata(raw)
         if "frames.npy" in raw:
             frames = load_npy(raw["frames.npy"], "frames.npy")
         elif "mp4" in raw:
@@ -102,18 +103,6 @@ class TrajectoryDecoder:
         if self.random_crop:
             return int(torch.randint(0, steps - self.window + 1, ()).item())
         return 0
-
-    @staticmethod
-    def _metadata(data: bytes | None) -> dict[str, Any]:
-        if data is None:
-            return {}
-        try:
-            meta = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exn:
-            raise SkipSample("bad_json", str(exn)) from exn
-        if not isinstance(meta, dict):
-            raise SkipSample("bad_json", f"expected a JSON object, got {type(meta).__name__}")
-        return meta
 
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         """frames uint8 [B, T, C, H, W], actions [B, T, A], action_mask [B, T], key, json."""

@@ -24,6 +24,7 @@ from mmpretrain.data.transforms import decode_image
 from mmpretrain.data.video.frame_sampling import FrameSampler
 from mmpretrain.data.video.pyav_decoder import decode_frames
 from mmpretrain.data.video.transform import VideoTransform
+from mmpretrain.data.sources.metadata import sample_metadata
 from mmpretrain.data.wds.skips import SkipSample
 
 FOIL_KEY = "foil_caption"
@@ -55,7 +56,7 @@ class VideoTextDecoder:
 
     def __call__(self, raw: dict[str, Any]) -> dict[str, Any]:
         caption = ImageTextDecoder._caption(raw.get(self.text_key))
-        meta = ImageTextDecoder._metadata(raw.get("json"))
+        meta = sample_metadata(raw)
         foil = meta.get(FOIL_KEY)
         if foil is not None and not (isinstance(foil, str) and foil.strip()):
             raise SkipSample("bad_json", f"{FOIL_KEY} must be a non-empty string, got {foil!r}")
