@@ -9,7 +9,10 @@
 Vocabulary: a .txt file (one concept per line) or a classes.json (`classnames`). Synonyms: a
 json object {concept: [other phrasing, ...]}. Parquet: columns `key`, `classes`, optional
 `bounding_boxes`, `scores`, `tags`, `tag_probs`; they are copied into the json. Samples that
-already carry `classes` keep them unless --replace. Writes shards + sizes.json.
+already carry `classes` keep them unless --replace. Writes shards + sizes.json, and with
+--concepts-parquet also a `key`/`classes` parquet of the result: given to training as
+`data.init_args.selection.annotations`, it spares CABS selection the parsing of every sidecar
+(see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -48,6 +51,16 @@ def load_parquet_annotations(path: str) -> dict[str, dict]:
     return {str(row["key"]): {c: row[c] for c in columns if row[c] is not None} for row in rows}
 
 
+def write_concept_parquet(classes_by_key: dict[str, list], path: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"key": list(classes_by_key),
+                      "classes": pa.array(list(classes_by_key.values()), type=pa.list_(pa.string()))})
+    pq.write_table(table, path)
+
+
 def _metadata(raw: RawSample) -> dict:
     try:
         meta = json.loads(raw["json"]) if "json" in raw else {}
@@ -56,8 +69,17 @@ def _metadata(raw: RawSample) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def make_annotator(matcher: CaptionConceptMatcher | None, table: dict[str, dict] | None, replace: bool):
+def make_annotator(matcher: CaptionConceptMatcher | None, table: dict[str, dict] | None, replace: bool,
+                   written: dict[str, list] | None = None):
+    """`written`, when given, collects each output sample's key -> classes."""
     def annotate(raw: RawSample) -> RawSample:
+        out = _annotated(raw)
+        if written is not None:
+            classes = (_metadata(out) if isinstance(out["json"], bytes) else out["json"]).get("classes")
+            written[raw["__key__"]] = classes if isinstance(classes, list) else []
+        return out
+
+    def _annotated(raw: RawSample) -> RawSample:
         meta = _metadata(raw)
         if "classes" in meta and not replace:
             return raw
@@ -83,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replace", action="store_true", help="overwrite existing `classes`")
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
+    parser.add_argument("--concepts-parquet", help="also write the key/classes table here (.parquet)")
     args = parser.parse_args(argv)
     matcher = table = None
     if args.vocabulary:
@@ -90,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         matcher = CaptionConceptMatcher(load_vocabulary(args.vocabulary), synonyms)
     else:
         table = load_parquet_annotations(args.parquet)
-    report = rewrite_shards(args.shards, args.out, make_annotator(matcher, table, args.replace),
+    written: dict[str, list] | None = {} if args.concepts_parquet else None
+    report = rewrite_shards(args.shards, args.out, make_annotator(matcher, table, args.replace, written),
                             args.shard_size, args.overwrite)
+    if written is not None:
+        write_concept_parquet(written, args.concepts_parquet)
+        print(f"wrote concepts of {len(written)} samples to {args.concepts_parquet}")
     print(f"annotated {report.written} samples: {report.spec} (skipped members: {report.skips or 'none'})")
     return 0
 

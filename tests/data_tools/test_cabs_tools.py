@@ -18,6 +18,7 @@ import yaml
 from PIL import Image
 
 from mmpretrain.data.sampling.caption_concepts import CaptionConceptMatcher, singular
+from mmpretrain.data.sampling.concepts import ConceptReader, load_concept_table
 from mmpretrain.data.wds.rewrite import iter_raw_samples
 from mmpretrain.data.wds.writer import ShardWriter
 
@@ -71,6 +72,19 @@ def test_parquet_annotations_are_merged(image_text_shards, tmp_path):
     derived = classes_by_key(out)
     assert [derived[k] for k in keys] == [["cat", "cat"], ["dog"], []]
     assert sum(1 for v in derived.values() if v) == 2
+
+
+def test_concepts_parquet_matches_the_written_shards(image_text_shards, tmp_path):
+    out, table = tmp_path / "annotated", tmp_path / "concepts.parquet"
+    run_tool("annotate_concepts.py", str(image_text_shards["val"]), "--out", str(out),
+             "--vocabulary", str(image_text_shards["val"] / "classes.json"), "--concepts-parquet", str(table))
+    written = classes_by_key(out)
+    reader = ConceptReader(str(table))
+    assert load_concept_table(str(table)) == written
+    # the selector reads the same concepts from the parquet as from the json sidecars
+    assert all(reader({"__key__": raw["__key__"], "json": b"{}"}) == written[raw["__key__"]]
+               for raw in iter_raw_samples(str(out)))
+    assert sum(map(len, written.values())) > len(written)
 
 
 def test_concept_stats_counts_and_plot(image_text_shards, tmp_path):

@@ -48,11 +48,12 @@ def concept_targets(num_concepts: int, total_kept: int, cap: int) -> list[int]:
     if num_concepts == 0:
         return []
     base, extra = divmod(total_kept, num_concepts)
-    targets = [max(min(base + (1 if c < extra else 0), cap), 1) for c in range(num_concepts)]
-    total = sum(targets)
+    # built from two runs of equal values: a super-batch has thousands of concepts
+    high, low = max(min(base + 1, cap), 1), max(min(base, cap), 1)
+    total = high * extra + low * (num_concepts - extra)
     if total > total_kept:
-        targets = [max(1, min(t * total_kept // total, cap)) for t in targets]
-    return targets
+        high, low = (max(1, min(t * total_kept // total, cap)) for t in (high, low))
+    return [high] * extra + [low] * (num_concepts - extra)
 
 
 def select_iid(num_samples: int, num_kept: int, rng: random.Random) -> list[int]:

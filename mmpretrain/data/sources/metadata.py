@@ -2,13 +2,18 @@
 
 Several stages read the same sidecar (batch selection reads `classes` before decode, the
 modality decoder reads labels/fps/confidence after), so the parsed object is cached on the raw
-sample under `__json__` and every reader goes through `sample_metadata`.
+sample under `__json__` and every reader goes through `sample_metadata`. Parsing uses orjson
+(about 3x faster than the standard library on CABS sidecars, where parsing 5120 of them was
+most of a selection call); sidecars orjson rejects but Python accepts (NaN scores written by
+Python's json.dumps) fall back to the standard parser.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import orjson
 
 from mmpretrain.data.wds.skips import SkipSample
 
@@ -17,9 +22,12 @@ PARSED_KEY = "__json__"
 
 def _parse(data: bytes) -> dict[str, Any] | SkipSample:
     try:
-        meta = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exn:
-        return SkipSample("bad_json", str(exn))
+        meta = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            meta = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exn:
+            return SkipSample("bad_json", str(exn))
     if not isinstance(meta, dict):
         return SkipSample("bad_json", f"expected a JSON object, got {type(meta).__name__}")
     return meta
