@@ -10,6 +10,7 @@ import torch
 from mmpretrain.data.synthetic.cursor_env import ACTION_SPACE
 from mmpretrain.losses.action import FactoredActionLoss
 from mmpretrain.models.robot import CausalPolicy, InverseDynamicsModel, TrajectoryEncoder
+from mmpretrain.models.robot.encoder import SpatialSoftmax
 
 
 def _encoder(causal: bool) -> TrajectoryEncoder:
@@ -66,3 +67,33 @@ def test_idm_fits_a_fixed_batch():
         losses.append(loss.item())
     chance = math.log(2) + math.log(11) + math.log(3)  # button + axis (mean of dx, dy) + choice
     assert losses[0] == pytest.approx(chance, rel=0.1) and losses[-1] < 0.5 * losses[0]
+
+
+def test_spatial_softmax_reads_peak_positions():
+    keypoints = SpatialSoftmax(side=5)
+    with torch.no_grad():
+        keypoints.log_temperature.fill_(math.log(0.01))  # sharp: the expectation sits on the peak
+    maps = torch.zeros(1, 2, 5, 5)
+    maps[0, 0, 1, 3] = 10.0  # channel 0 peaks at row 1, column 3
+    maps[0, 1, 4, 0] = 10.0  # channel 1 peaks at row 4, column 0
+    xy = keypoints(maps).view(1, 2, 2)
+    # grid is linspace(-1, 1, 5) = [-1, -0.5, 0, 0.5, 1]; features are (x, y) per channel
+    assert torch.allclose(xy[0], torch.tensor([[0.5, -0.5], [-1.0, 1.0]]), atol=1e-4)
+    # a uniform map gives the centre
+    assert torch.allclose(keypoints(torch.zeros(1, 1, 5, 5)), torch.zeros(1, 2), atol=1e-6)
+
+
+def test_keypoint_encoder_without_window_transformer_keeps_causality():
+    torch.manual_seed(0)
+    encoder = TrajectoryEncoder(24, temporal_kernel=3, channels=(8,), width=32, layers=0, max_frames=8,
+                                causal=True, pool="spatial_softmax")
+    frames = _frames()
+    changed = frames.clone()
+    changed[:, 4] = 255 - changed[:, 4]
+    with torch.no_grad():
+        before, after = encoder(frames), encoder(changed)
+    assert before.shape == (2, 6, 32)
+    assert torch.allclose(before[:, :4], after[:, :4], atol=1e-6)
+    assert not torch.allclose(before[:, 4], after[:, 4])
+    with pytest.raises(ValueError, match="pool"):
+        TrajectoryEncoder(24, pool="mean")

@@ -8,6 +8,8 @@ the window (our attention backend; causal or not) -> features [B, T, D].
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,37 +28,63 @@ class _ResidualBlock(nn.Module):
         return x + self.conv1(F.relu(self.conv0(F.relu(x))))
 
 
+class SpatialSoftmax(nn.Module):
+    """Keypoints (Levine et al. 2016): per channel, the expected (x, y) in [-1, 1] under a
+    softmax over positions with a learned temperature. Positions become linear features, so a
+    displacement between frames is a difference a linear layer can read, the same at every
+    place in the image — a flattened feature map instead ties each position to its own weights
+    and, on a small labelled set, memorises."""
+
+    def __init__(self, side: int) -> None:
+        super().__init__()
+        coords = torch.linspace(-1.0, 1.0, side)
+        grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
+        self.register_buffer("grid_xy_P2", torch.stack([grid_x.flatten(), grid_y.flatten()], -1), persistent=False)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x_NCHW: Tensor) -> Tensor:
+        weights_NCP = (x_NCHW.flatten(2) / self.log_temperature.exp()).softmax(-1)
+        return (weights_NCP @ self.grid_xy_P2).flatten(1)
+
+
 class ImpalaResNet(nn.Module):
     """IMPALA CNN: per stage conv3x3 -> maxpool(3, stride 2) -> two residual blocks; then a
-    linear layer to `out_dim` (ReLU)."""
+    linear layer to `out_dim` (ReLU) over the flattened map (`pool: flatten`) or over the
+    channels' keypoints (`pool: spatial_softmax`)."""
 
     def __init__(self, in_channels: int, image_size: int, channels: tuple[int, ...] = (16, 32, 32),
-                 out_dim: int = 256) -> None:
+                 out_dim: int = 256, pool: Literal["flatten", "spatial_softmax"] = "flatten") -> None:
         super().__init__()
+        if pool not in ("flatten", "spatial_softmax"):
+            raise ValueError(f"pool must be 'flatten' or 'spatial_softmax', got {pool!r}")
         stages, previous, side = [], in_channels, image_size
         for width in channels:
             stages += [nn.Conv2d(previous, width, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1),
                        _ResidualBlock(width), _ResidualBlock(width)]
             previous, side = width, (side + 1) // 2
         self.stages = nn.Sequential(*stages)
-        self.proj = nn.Linear(previous * side * side, out_dim)
+        self.keypoints = SpatialSoftmax(side) if pool == "spatial_softmax" else None
+        self.proj = nn.Linear(2 * previous if self.keypoints is not None else previous * side * side, out_dim)
 
     def forward(self, x_NCHW: Tensor) -> Tensor:
-        return F.relu(self.proj(F.relu(self.stages(x_NCHW)).flatten(1)))
+        maps_NCHW = self.stages(x_NCHW)
+        feats = self.keypoints(maps_NCHW) if self.keypoints is not None else F.relu(maps_NCHW).flatten(1)
+        return F.relu(self.proj(feats))
 
 
 class TrajectoryEncoder(nn.Module):
     def __init__(self, image_size: int, in_channels: int = 3, temporal_channels: int = 16,
                  temporal_kernel: int = 5, channels: tuple[int, ...] = (16, 32, 32), width: int = 128,
                  layers: int = 2, heads: int = 4, max_frames: int = 64, causal: bool = False,
-                 attn_backend: AttentionBackendName = "auto") -> None:
+                 attn_backend: AttentionBackendName = "auto",
+                 pool: Literal["flatten", "spatial_softmax"] = "flatten") -> None:
         super().__init__()
         if temporal_kernel < 1 or temporal_kernel % 2 == 0:
             raise ValueError(f"temporal_kernel must be odd and >= 1, got {temporal_kernel}")
         self.image_size, self.in_channels, self.max_frames = image_size, in_channels, max_frames
         self.causal, self.width, self.temporal_kernel = causal, width, temporal_kernel
         self.temporal_conv = nn.Conv3d(in_channels, temporal_channels, (temporal_kernel, 1, 1))
-        self.frame_net = ImpalaResNet(temporal_channels, image_size, tuple(channels), width)
+        self.frame_net = ImpalaResNet(temporal_channels, image_size, tuple(channels), width, pool)
         self.time_embedding = nn.Parameter(torch.zeros(max_frames, width))
         nn.init.normal_(self.time_embedding, std=0.02)
         self.transformer = Transformer(width, layers, heads, attn_backend=attn_backend, causal=causal)
