@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA := data/synthetic
 RUN_DIR := runs/quickstart
 
-.PHONY: venv quickstart test bench data clean-runs
+.PHONY: venv quickstart test bench data clean-runs continual-data continual-pretrain continual-table
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -31,6 +31,28 @@ quickstart: $(STAMP) data
 		--trainer.default_root_dir $(RUN_DIR)
 	$(VENV)/bin/mmpretrain validate -c configs/trainer/cpu.yaml -c configs/exp/clip/quickstart.yaml \
 		--trainer.default_root_dir $(RUN_DIR) --ckpt_path $(RUN_DIR)/checkpoints/last.ckpt
+
+# Continual pretraining study: synthetic task stream, the pretrained starting model, then the
+# methods of configs/sweeps/continual_methods.yaml at equal compute and their A_KA/A_ZS/GM table.
+CONTINUAL_DATA := data/continual
+CONTINUAL_START := runs/continual/pretrain/checkpoints/last.ckpt
+CONTINUAL_SWEEP := runs/sweeps/continual_methods
+CONTINUAL_METHODS := finetune_cosine rsqrt_meta ema_merge ctp lora zs_merge ft_merge ewc ewc_1000 no_replay
+
+$(CONTINUAL_DATA)/stream.json: | $(STAMP)
+	$(PY) data_tools/make_synthetic.py continual --out $(CONTINUAL_DATA)
+
+continual-data: $(CONTINUAL_DATA)/stream.json
+
+$(CONTINUAL_START): $(CONTINUAL_DATA)/stream.json
+	$(VENV)/bin/mmpretrain fit -c configs/trainer/cpu.yaml -c configs/exp/continual/pretrain.yaml
+
+continual-pretrain: $(CONTINUAL_START)
+
+continual-table: $(CONTINUAL_START)
+	$(VENV)/bin/mmpretrain sweep configs/sweeps/continual_methods.yaml
+	$(PY) -m mmpretrain.eval.continual $(addprefix $(CONTINUAL_SWEEP)/,$(CONTINUAL_METHODS)) \
+		--out $(CONTINUAL_SWEEP)/table.md
 
 # Tests (CPU). pytest exits 5 when it collects nothing: treat that as a failure, not a pass.
 test: $(STAMP)

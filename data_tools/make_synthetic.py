@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
+from mmpretrain.data.synthetic import continual_stream  # noqa: E402
 from mmpretrain.data.synthetic import image_text  # noqa: E402
 from mmpretrain.data.synthetic import trajectory  # noqa: E402
 from mmpretrain.data.synthetic import video_text  # noqa: E402
@@ -43,6 +44,9 @@ KINDS: dict[str, SyntheticKind] = {
                       trajectory.TrajectoryOptions, trajectory.generate_trajectory),
         SyntheticKind(video_text.SUBCOMMAND, video_text.DESCRIPTION,
                       video_text.VideoTextOptions, video_text.generate_video_text),
+        SyntheticKind(continual_stream.SUBCOMMAND, continual_stream.DESCRIPTION,
+                      continual_stream.ContinualStreamOptions,
+                      continual_stream.generate_continual_stream),
     )
 }
 

@@ -65,3 +65,12 @@ def video_text_shards(tmp_path_factory) -> dict[str, Path]:
         "train": make_synthetic("video-text", root / "train", 64, 32, 0),
         "val": make_synthetic("video-text", root / "val", 32, 16, 1),
     }
+
+
+@pytest.fixture(scope="session")
+def continual_stream_shards(tmp_path_factory) -> dict[str, Path]:
+    """Tiny synthetic continual stream (32 px, 5 tasks): {'train': pool, 'val': held-out,
+    'root': the stream root holding task{k}/train and task{k}/eval}."""
+    root = tmp_path_factory.mktemp("synthetic_continual")
+    make_synthetic("continual", root, 64, 32, 0, "--pool-samples", "64", "--eval-samples", "32")
+    return {"train": root / "pool", "val": root / "heldout", "root": root}

@@ -72,6 +72,9 @@ FAMILY_DATA: dict[str, tuple[str, list[str]]] = {
     "configs/exp/robot/": ("trajectory_shards", ["--data.init_args.train_weights=null"]),
     "configs/exp/robot/breakout_": ("breakout_shards", ["--data.init_args.train_weights=null"]),
     "configs/exp/video/": ("video_text_shards", []),
+    "configs/exp/continual/": ("continual_stream_shards", []),
+    "configs/exp/continual/quickstart": ("continual_stream_shards", [
+        "--data.init_args.stream.root={root}", "--model.init_args.init_from=null"]),
 }
 
 
@@ -79,7 +82,9 @@ def _family_data(experiment: str, request) -> list[str]:
     for prefix in sorted(FAMILY_DATA, key=len, reverse=True):
         if experiment.startswith(prefix):
             fixture, extra = FAMILY_DATA[prefix]
-            return [*_data_overrides(request.getfixturevalue(fixture)), *extra]
+            shards = request.getfixturevalue(fixture)
+            # `{name}` in an extra argument is the fixture's path of that name
+            return [*_data_overrides(shards), *(arg.format(**shards) for arg in extra)]
     return _data_overrides(request.getfixturevalue("image_text_shards"))
 
 
@@ -93,11 +98,11 @@ def test_experiment_fast_dev_run(experiment, request, tmp_path):
 
 
 @pytest.mark.parametrize("ablation", ABLATIONS)
-def test_ablation_fast_dev_run(ablation, image_text_shards, tmp_path):
-    base = REPO_ROOT / Path(ablation).parents[1] / "quickstart.yaml"
+def test_ablation_fast_dev_run(ablation, request, tmp_path):
+    base = Path(ablation).parents[1] / "quickstart.yaml"
     cli = run_lightning_cli(
-        ["fit", "-c", CPU_TRAINER, "-c", str(base), "-c", str(REPO_ROOT / ablation),
+        ["fit", "-c", CPU_TRAINER, "-c", str(REPO_ROOT / base), "-c", str(REPO_ROOT / ablation),
          "--trainer.fast_dev_run=2", f"--trainer.default_root_dir={tmp_path}",
-         *_data_overrides(image_text_shards)])
+         *_family_data(str(base), request)])
     assert cli.trainer.global_step == 2
     assert cli.trainer.state.finished
