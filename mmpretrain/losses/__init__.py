@@ -1,5 +1,6 @@
 """Training objectives; one file per family."""
 
+from mmpretrain.losses.captioning import CoCaLoss
 from mmpretrain.losses.contrastive import ClipLoss
 from mmpretrain.losses.gather import (
     all_gather_local_grad_only,
@@ -12,6 +13,7 @@ from mmpretrain.losses.siglip import SigLipLoss
 
 __all__ = [
     "ClipLoss",
+    "CoCaLoss",
     "MultiPositiveClipLoss",
     "SigLipLoss",
     "all_gather_local_grad_only",

@@ -1,6 +1,8 @@
-"""nn.Module models: towers, the two-tower CLIP, and the named-config registry."""
+"""nn.Module models: towers, the two-tower CLIP, CoCa, and the named-config registry."""
 
 from mmpretrain.models.clip import CLIP
+from mmpretrain.models.coca import CoCa
+from mmpretrain.models.coca_towers import CoCaTextTransformer, CoCaVisionTransformer
 from mmpretrain.models.open_clip_layout import from_open_clip_state_dict, to_open_clip_state_dict
 from mmpretrain.models.projection import ProjectionMLP
 from mmpretrain.models.registry import (
@@ -9,12 +11,17 @@ from mmpretrain.models.registry import (
     get_model_config,
     list_models,
 )
+from mmpretrain.models.text_decoder import MultimodalTextDecoder
 from mmpretrain.models.text_transformer import TextTransformer
 from mmpretrain.models.timm_tower import TimmVisionTower
 from mmpretrain.models.vision_transformer import VisionTransformer
 
 __all__ = [
     "CLIP",
+    "CoCa",
+    "CoCaTextTransformer",
+    "CoCaVisionTransformer",
+    "MultimodalTextDecoder",
     "ProjectionMLP",
     "TextTransformer",
     "TimmVisionTower",

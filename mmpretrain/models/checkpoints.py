@@ -18,6 +18,8 @@ from torch import Tensor, nn
 
 from mmpretrain.models.checkpoint_io import load_state_dict_file, resolve_source
 from mmpretrain.models.clip import CLIP
+from mmpretrain.models.coca import CoCa
+from mmpretrain.models.coca_towers import CoCaTextTransformer, CoCaVisionTransformer
 from mmpretrain.models.open_clip_layout import from_open_clip_state_dict
 from mmpretrain.models.pos_embed_resize import adapt_position_embeddings
 from mmpretrain.models.registry import clip_from_open_clip_config, list_models
@@ -168,6 +170,30 @@ def _text_cfg(text: nn.Module) -> dict[str, Any]:
             "mlp_ratio": blocks[0].mlp.c_fc.out_features / text.width}
 
 
+def _coca_cfg(model: CoCa) -> dict[str, Any]:
+    """CoCa's extra config: tower flags, the decoder's multimodal_cfg, ``custom_text``."""
+    visual, text, decoder = model.visual, model.text, model.text_decoder
+    if not isinstance(visual, CoCaVisionTransformer) or not isinstance(text, CoCaTextTransformer):
+        raise ValueError("open_clip CoCa export needs CoCaVisionTransformer and "
+                         f"CoCaTextTransformer towers, got {type(visual).__name__} and "
+                         f"{type(text).__name__}")
+    if decoder.mlp_ratio != 4 or text.correct_cls_mask:
+        raise ValueError("open_clip's CoCa always builds a 4x decoder MLP and the legacy CLS "
+                         f"mask; got decoder mlp_ratio {decoder.mlp_ratio}, correct_cls_mask "
+                         f"{text.correct_cls_mask}")
+    return {
+        "vision_cfg": {**_vision_cfg(visual), "attentional_pool": visual.attentional_pool,
+                       "attn_pooler_queries": visual.attn_pooler_queries,
+                       "attn_pooler_heads": visual.attn_pooler_heads, "output_tokens": True},
+        "text_cfg": {**_text_cfg(text), "embed_cls": True, "output_tokens": True,
+                     "pad_id": text.pad_id},
+        "multimodal_cfg": {"context_length": decoder.context_length,
+                           "vocab_size": decoder.vocab_size, "width": decoder.width,
+                           "heads": decoder.heads, "layers": decoder.layers},
+        "custom_text": True,
+    }
+
+
 def open_clip_config_from_model(model: nn.Module) -> dict[str, Any]:
     """The open_clip json config (``embed_dim``, ``vision_cfg``, ``text_cfg``) of ``model``.
 
@@ -178,6 +204,8 @@ def open_clip_config_from_model(model: nn.Module) -> dict[str, Any]:
                          f"{type(model).__name__}")
     cfg: dict[str, Any] = {"embed_dim": model.output_dim, "vision_cfg": _vision_cfg(model.visual),
                            "text_cfg": _text_cfg(model.text)}
+    if isinstance(model, CoCa):
+        cfg.update(_coca_cfg(model))
     if model.logit_bias is not None:
         cfg["init_logit_bias"] = float(model.logit_bias.detach())
     return cfg

@@ -2,7 +2,8 @@
 
 Ours (= open_clip ``CustomTextCLIP``) keeps the text tower under ``text.``; open_clip's plain
 ``CLIP`` (used for every ViT-*/RN* json config without ``custom_text``) flattens the text
-tower's attributes to the top level. Values are passed through untouched.
+tower's attributes to the top level. Values are passed through untouched. A CoCa state dict
+(``text_decoder.*`` keys) already is open_clip's ``CoCa`` layout, which keeps ``text.``.
 """
 
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ TEXT_PREFIX = "text."
 # Top-level names of open_clip's plain CLIP that belong to the text tower.
 _OPEN_CLIP_TEXT_ROOTS = ("transformer", "token_embedding", "positional_embedding", "ln_final",
                          "text_projection")
-_SHARED_ROOTS = ("visual", "logit_scale", "logit_bias")
+_SHARED_ROOTS = ("visual", "logit_scale", "logit_bias", "text_decoder")
 
 
 def _root(key: str) -> str:
@@ -22,11 +23,13 @@ def _root(key: str) -> str:
 
 
 def to_open_clip_state_dict(state_dict: Mapping[str, V]) -> dict[str, V]:
-    """Our layout -> open_clip plain ``CLIP`` layout (``text.x`` becomes ``x``)."""
+    """Our layout -> open_clip plain ``CLIP`` layout (``text.x`` becomes ``x``); a CoCa dict
+    is returned as is (open_clip's ``CoCa`` keeps the ``text.`` prefix)."""
+    is_coca = any(_root(key) == "text_decoder" for key in state_dict)
     converted: dict[str, V] = {}
     for key, value in state_dict.items():
         if key.startswith(TEXT_PREFIX):
-            converted[key[len(TEXT_PREFIX):]] = value
+            converted[key if is_coca else key[len(TEXT_PREFIX):]] = value
         elif _root(key) in _SHARED_ROOTS:
             converted[key] = value
         else:

@@ -66,7 +66,12 @@ def adapt_position_embeddings(state_dict: dict[str, Tensor], target: dict[str, T
                         new_grid)
     if _only_length_differs(adapted, target, text_key):
         old_len, new_len = adapted[text_key].shape[0], target[text_key].shape[0]
-        adapted[text_key] = resize_text_pos_embed(adapted[text_key], new_len)
+        if "text.cls_emb" in target:  # CoCa: the last row is the appended [CLS] token's
+            pos_LW = adapted[text_key]
+            adapted[text_key] = torch.cat([resize_text_pos_embed(pos_LW[:-1], new_len - 1),
+                                           pos_LW[-1:]])
+        else:
+            adapted[text_key] = resize_text_pos_embed(adapted[text_key], new_len)
         how = ("truncated" if new_len < old_len else
                "extended (new positions copy the last learned one)")
         log.warning("%s: text position embedding %s from context length %d to %d", origin, how,

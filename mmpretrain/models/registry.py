@@ -1,7 +1,8 @@
-"""Named CLIP configs in open_clip's json format, and builders from such configs.
+"""Named CLIP / CoCa configs in open_clip's json format, and builders from such configs.
 
 A config is ``{"embed_dim", "vision_cfg": {...}, "text_cfg": {...}}`` exactly as in
-``open_clip/model_configs/*.json``; the ViT numbers below are copied from there.
+``open_clip/model_configs/*.json`` (CoCa adds ``"multimodal_cfg"``); the ViT numbers below are
+copied from there.
 """
 
 import copy
@@ -10,8 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmpretrain.models.clip import CLIP
+from mmpretrain.models.coca import CoCa
+from mmpretrain.models.coca_towers import CoCaTextTransformer, CoCaVisionTransformer
 from mmpretrain.models.text_transformer import TextTransformer
 from mmpretrain.models.timm_tower import TimmVisionTower
+from mmpretrain.models.text_decoder import MultimodalTextDecoder
 from mmpretrain.models.vision_transformer import VisionTransformer
 from mmpretrain.nn.attention import AttentionBackendName
 
@@ -36,6 +40,28 @@ _CONFIGS: dict[str, dict[str, Any]] = {
         "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16},
         "text_cfg": _VIT_B_TEXT,
     },
+    # The tiny CLIP's towers + a 4-layer caption decoder (configs/exp/clip/ablations/coca.yaml).
+    "coca-tiny": {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "patch_size": 8,
+                       "head_width": 32, "attentional_pool": True, "attn_pooler_queries": 64,
+                       "attn_pooler_heads": 4, "output_tokens": True},
+        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4,
+                     "layers": 4, "embed_cls": True, "output_tokens": True},
+        "multimodal_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4,
+                           "layers": 4},
+        "custom_text": True,
+    },
+    "coca_ViT-B-32": {
+        "embed_dim": 512,
+        "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32,
+                       "attentional_pool": True, "attn_pooler_heads": 8, "output_tokens": True},
+        "text_cfg": {"context_length": 76, "vocab_size": 49408, "width": 512, "heads": 8,
+                     "layers": 12, "embed_cls": True, "output_tokens": True},
+        "multimodal_cfg": {"context_length": 76, "vocab_size": 49408, "width": 512, "heads": 8,
+                           "layers": 12, "attn_pooler_heads": 8},
+        "custom_text": True,
+    },
 }
 
 # Defaults of open_clip's CLIPVisionCfg / CLIPTextCfg for the keys we support.
@@ -48,7 +74,17 @@ _TIMM_VISION_DEFAULTS = {"timm_model_name": None, "timm_model_pretrained": False
 _TEXT_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8,
                   "layers": 12, "mlp_ratio": 4.0}
 _TOP_LEVEL_KEYS = ("embed_dim", "vision_cfg", "text_cfg", "init_logit_scale", "init_logit_bias",
-                   "custom_text", "quick_gelu")
+                   "custom_text", "quick_gelu", "multimodal_cfg")
+# CoCa (open_clip's CoCa class): extra tower keys, and the decoder's MultimodalCfg. open_clip
+# builds the decoder from context_length, width, heads and layers only (4x MLP, the text
+# tower's vocabulary); its other keys are accepted and, as there, unused.
+_COCA_VISION_DEFAULTS = {**_VISION_DEFAULTS, "attentional_pool": False,
+                         "attn_pooler_queries": 256, "attn_pooler_heads": 8,
+                         "output_tokens": False}
+_COCA_TEXT_DEFAULTS = {**_TEXT_DEFAULTS, "embed_cls": False, "output_tokens": False, "pad_id": 0}
+_MULTIMODAL_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8,
+                        "layers": 12, "mlp_ratio": 4, "dim_head": 64, "n_queries": 256,
+                        "attn_pooler_heads": 8}
 
 
 def list_models() -> list[str]:
@@ -92,15 +128,26 @@ def _section(cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> d
 
 
 def _vit_tower(vision: dict[str, Any], embed_dim: int, attn_backend: AttentionBackendName,
-               grad_checkpointing: bool) -> VisionTransformer:
+               grad_checkpointing: bool, tower: type[VisionTransformer] = VisionTransformer,
+               **extra: Any) -> VisionTransformer:
     if vision["width"] % vision["head_width"] != 0:
         raise ValueError(f"open_clip config: vision_cfg.width {vision['width']} must be a "
                          f"multiple of vision_cfg.head_width {vision['head_width']}")
-    return VisionTransformer(
+    return tower(
         image_size=vision["image_size"], patch_size=vision["patch_size"], width=vision["width"],
         layers=vision["layers"], heads=vision["width"] // vision["head_width"],
         mlp_ratio=vision["mlp_ratio"], output_dim=embed_dim, attn_backend=attn_backend,
-        grad_checkpointing=grad_checkpointing)
+        grad_checkpointing=grad_checkpointing, **extra)
+
+
+def _text_tower(text: dict[str, Any], embed_dim: int, attn_backend: AttentionBackendName,
+                grad_checkpointing: bool, tower: type[TextTransformer] = TextTransformer,
+                **extra: Any) -> TextTransformer:
+    return tower(
+        context_length=text["context_length"], vocab_size=text["vocab_size"],
+        width=text["width"], layers=text["layers"], heads=text["heads"],
+        mlp_ratio=text["mlp_ratio"], output_dim=embed_dim, attn_backend=attn_backend,
+        grad_checkpointing=grad_checkpointing, **extra)
 
 
 def _timm_tower(vision: dict[str, Any], embed_dim: int) -> TimmVisionTower:
@@ -124,7 +171,7 @@ def clip_from_open_clip_config(
     max_logit_scale: float | None = 100.0,
 ) -> CLIP:
     """Build a :class:`CLIP` (ViT or timm image tower + text transformer) from an open_clip
-    json config dict."""
+    json config dict; a config with ``multimodal_cfg`` builds a :class:`CoCa`."""
     unknown = sorted(set(cfg) - set(_TOP_LEVEL_KEYS))
     if unknown:
         raise ValueError(f"open_clip config: key {unknown[0]!r} is not supported "
@@ -134,6 +181,8 @@ def clip_from_open_clip_config(
                          "use nn.GELU (pick the non-quickgelu config)")
     if "embed_dim" not in cfg:
         raise ValueError("open_clip config: missing required key 'embed_dim'")
+    if "multimodal_cfg" in cfg:
+        return _coca_from_config(cfg, attn_backend, grad_checkpointing, max_logit_scale)
     text = _section(cfg, "text_cfg", _TEXT_DEFAULTS)
     embed_dim = cfg["embed_dim"]
     if "timm_model_name" in (cfg.get("vision_cfg") or {}):
@@ -141,15 +190,39 @@ def clip_from_open_clip_config(
     else:
         visual = _vit_tower(_section(cfg, "vision_cfg", _VISION_DEFAULTS), embed_dim,
                             attn_backend, grad_checkpointing)
-    text_tower = TextTransformer(
-        context_length=text["context_length"], vocab_size=text["vocab_size"],
-        width=text["width"], layers=text["layers"], heads=text["heads"],
-        mlp_ratio=text["mlp_ratio"], output_dim=embed_dim, attn_backend=attn_backend,
-        grad_checkpointing=grad_checkpointing)
+    text_tower = _text_tower(text, embed_dim, attn_backend, grad_checkpointing)
     return CLIP(visual, text_tower,
                 init_logit_scale=cfg.get("init_logit_scale", math.log(1 / 0.07)),
                 init_logit_bias=cfg.get("init_logit_bias"),
                 max_logit_scale=max_logit_scale)
+
+
+def _coca_from_config(cfg: Mapping[str, Any], attn_backend: AttentionBackendName,
+                      grad_checkpointing: bool, max_logit_scale: float | None) -> CoCa:
+    vision = _section(cfg, "vision_cfg", _COCA_VISION_DEFAULTS)
+    text = _section(cfg, "text_cfg", _COCA_TEXT_DEFAULTS)
+    multimodal = _section(cfg, "multimodal_cfg", _MULTIMODAL_DEFAULTS)
+    if not (vision["output_tokens"] and text["output_tokens"] and text["embed_cls"]):
+        raise ValueError("open_clip CoCa config: vision_cfg.output_tokens, text_cfg.output_tokens "
+                         "and text_cfg.embed_cls must all be true")
+    if multimodal["mlp_ratio"] != 4:
+        raise ValueError("open_clip CoCa config: multimodal_cfg.mlp_ratio must be 4 (open_clip "
+                         "ignores the key and always builds a 4x MLP), got "
+                         f"{multimodal['mlp_ratio']}")
+    embed_dim = cfg["embed_dim"]
+    visual = _vit_tower(vision, embed_dim, attn_backend, grad_checkpointing, CoCaVisionTransformer,
+                        attentional_pool=vision["attentional_pool"],
+                        attn_pooler_queries=vision["attn_pooler_queries"],
+                        attn_pooler_heads=vision["attn_pooler_heads"])
+    text_tower = _text_tower(text, embed_dim, attn_backend, grad_checkpointing,
+                             CoCaTextTransformer, pad_id=text["pad_id"])
+    decoder = MultimodalTextDecoder(
+        width=multimodal["width"], layers=multimodal["layers"], heads=multimodal["heads"],
+        vocab_size=text["vocab_size"], context_length=multimodal["context_length"],
+        attn_backend=attn_backend, grad_checkpointing=grad_checkpointing)
+    return CoCa(visual, text_tower, decoder,
+                init_logit_scale=cfg.get("init_logit_scale", math.log(1 / 0.07)),
+                init_logit_bias=cfg.get("init_logit_bias"), max_logit_scale=max_logit_scale)
 
 
 def create_clip(

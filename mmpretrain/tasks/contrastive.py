@@ -2,31 +2,43 @@
 
 Wires a model (anything with `forward(image, text) -> dict` and `encode_image/encode_text`),
 a contrastive loss, an injected optimizer and a step-based LR schedule. Validation computes
-zero-shot classification (when the datamodule provides class prompts) and retrieval.
+zero-shot classification (when the datamodule provides class prompts) and retrieval, and for a
+captioning model (CoCa) held-out caption cross entropy / perplexity and a few greedy captions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from mmpretrain.eval import build_zeroshot_classifier, retrieval_recall, zeroshot_accuracy
-from mmpretrain.losses import ClipLoss, MultiPositiveClipLoss
+from mmpretrain.callbacks.metrics_file import write_json_atomic
+from mmpretrain.eval import (
+    CaptionEvaluator,
+    build_zeroshot_classifier,
+    retrieval_recall,
+    zeroshot_accuracy,
+)
+from mmpretrain.losses import ClipLoss, CoCaLoss, MultiPositiveClipLoss
 from mmpretrain.models.checkpoints import (
     ARCHITECTURE_ERROR_KEY,
     ARCHITECTURE_KEY,
     load_pretrained,
     open_clip_config_from_model,
 )
+from mmpretrain.models.coca import CoCa
 from mmpretrain.tasks.grad_cache import grad_cache_backward
 from mmpretrain.tasks.nonfinite import NonFiniteLossGuard, NonFinitePolicy
 from mmpretrain.tasks.param_groups import weight_decay_groups
+
+CAPTIONS_FILENAME = "captions.json"  # greedy captions of the last evaluation, in the run dir
 
 
 def _default_optimizer(params) -> torch.optim.Optimizer:
@@ -54,6 +66,8 @@ class ContrastiveTask(LightningModule):
         compile_towers: bool = False,
         compile_backend: str = "inductor",
         input_key: str = "image",
+        caption_samples: int = 4,
+        caption_max_len: int = 30,
     ) -> None:
         """``init_from``: pretrained weights loaded into ``model`` at setup (a file, a run's
         ``.ckpt``, ``local-dir:DIR`` or an offline ``hf-hub:REPO``; see
@@ -75,7 +89,13 @@ class ContrastiveTask(LightningModule):
         `compile_towers`: `torch.compile` each tower in place (`nn.Module.compile`, so
         state-dict keys and checkpoints are unchanged) with `compile_backend`.
 
-        `input_key`: the batch entry fed to the vision tower (`video` for video towers)."""
+        `input_key`: the batch entry fed to the vision tower (`video` for video towers).
+
+        A captioning model (:class:`~mmpretrain.models.CoCa`) needs a
+        :class:`~mmpretrain.losses.CoCaLoss`; its contrastive and caption terms are logged as
+        `train/contrastive_loss` and `train/caption_loss` (unweighted), and evaluation adds
+        `caption_ce` / `caption_perplexity` plus greedy captions (up to `caption_max_len`
+        tokens) of the first `caption_samples` images, written to `RUN_DIR/captions.json`."""
         super().__init__()
         if grad_cache_chunks < 1:
             raise ValueError(f"grad_cache_chunks must be >= 1, got {grad_cache_chunks}")
@@ -99,6 +119,9 @@ class ContrastiveTask(LightningModule):
         self._last_step_time: float | None = None
         self.init_from = init_from
         self._init_from_applied = False
+        self.caption_eval = (CaptionEvaluator(model.text.pad_id, caption_samples, caption_max_len)
+                             if isinstance(model, CoCa) else None)
+        self._loss_terms: dict[str, torch.Tensor] = {}
         if compile_towers:
             for tower in (self.model.visual, self.model.text):
                 tower.compile(backend=compile_backend)
@@ -147,8 +170,18 @@ class ContrastiveTask(LightningModule):
                 raise ValueError("ContrastiveTask: batches carry sub-captions (data sub_captions "
                                  "> 0) but the loss is not mmpretrain.losses.MultiPositiveClipLoss")
             extra["sub_text_features"] = out["sub_text_features"]
-        loss = self.loss(out["image_features"], out["text_features"], out["logit_scale"],
-                         out.get("logit_bias"), **extra)
+        if out.get("caption_logits") is not None:
+            if not isinstance(self.loss, CoCaLoss):
+                raise ValueError("ContrastiveTask: the model outputs caption logits (CoCa) but the "
+                                 "loss is not mmpretrain.losses.CoCaLoss")
+            terms = self.loss.terms(out["image_features"], out["text_features"],
+                                    out["logit_scale"], out.get("logit_bias"),
+                                    out["caption_logits"], out["caption_labels"])
+            self._loss_terms = {name: term.detach() for name, term in terms.items()}
+            loss = self.loss.combine(terms)
+        else:
+            loss = self.loss(out["image_features"], out["text_features"], out["logit_scale"],
+                             out.get("logit_bias"), **extra)
         if out.get("view_embeddings") is not None:
             views_BVD = out["view_embeddings"]
             scale = torch.tensor(1.0 / self.view_temperature, device=views_BVD.device)
@@ -170,6 +203,8 @@ class ContrastiveTask(LightningModule):
         self.log("train/logit_scale", out["logit_scale"].detach(), batch_size=batch_size)
         if out.get("logit_bias") is not None:
             self.log("train/logit_bias", out["logit_bias"].detach(), batch_size=batch_size)
+        for name, term in self._loss_terms.items():
+            self.log(f"train/{name}", term, batch_size=batch_size)
         self._log_lr_and_throughput(batch_size)
         return loss
 
@@ -225,10 +260,18 @@ class ContrastiveTask(LightningModule):
     # -------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:
         self._val_outputs = []
+        if self.caption_eval is not None:
+            self.caption_eval.reset()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        image_features = self.model.encode_image(batch[self.input_key], normalize=True)
-        text_features = self.model.encode_text(batch["text"], normalize=True)
+        if self.caption_eval is not None:
+            out = self.model(batch[self.input_key], batch["text"])
+            image_features, text_features = out["image_features"], out["text_features"]
+            self.caption_eval.update(out["caption_logits"], out["caption_labels"],
+                                     batch[self.input_key], batch["text"])
+        else:
+            image_features = self.model.encode_image(batch[self.input_key], normalize=True)
+            text_features = self.model.encode_text(batch["text"], normalize=True)
         self._val_outputs.append({
             "image": image_features.float(),
             "text": text_features.float(),
@@ -239,7 +282,7 @@ class ContrastiveTask(LightningModule):
         self._log_eval_metrics("val")
 
     def on_test_epoch_start(self) -> None:
-        self._val_outputs = []
+        self.on_validation_epoch_start()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.validation_step(batch, batch_idx)
@@ -252,6 +295,19 @@ class ContrastiveTask(LightningModule):
         for name, value in self.compute_eval_metrics().items():
             self.log(f"{prefix}/{name}", value, sync_dist=False)
         self._val_outputs = []
+        if self.caption_eval is not None:
+            self._write_captions()
+
+    def _write_captions(self) -> None:
+        tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        if tokenizer is None or self.trainer.sanity_checking:
+            return
+        captions = self.caption_eval.captions(self.model, tokenizer)  # on every rank, as forward
+        for caption in captions:
+            rank_zero_info(f"caption: {caption['generated']!r} (ref: {caption['reference']!r})")
+        if captions and self.trainer.is_global_zero:
+            write_json_atomic(Path(self.trainer.default_root_dir) / CAPTIONS_FILENAME,
+                              {"global_step": self.trainer.global_step, "captions": captions})
 
     def compute_eval_metrics(self) -> dict[str, float]:
         """Metrics over everything seen by validation_step since the epoch started (all ranks)."""
@@ -264,6 +320,8 @@ class ContrastiveTask(LightningModule):
             texts = torch.cat([o["text"] for o in self._val_outputs])
             labels = torch.cat([o["label"] for o in self._val_outputs])
         metrics: dict[str, float] = {}
+        if self.caption_eval is not None:
+            metrics.update(self.caption_eval.metrics())
         if self.retrieval:
             metrics.update(retrieval_recall(images, texts, chunk_size=self.eval_chunk_size))
         prompts = self._zeroshot_prompts() if self.zeroshot else None

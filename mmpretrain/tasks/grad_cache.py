@@ -58,13 +58,13 @@ def grad_cache_backward(
     """Accumulate into ``.grad`` the gradient of ``objective(encode(batch))``; return the loss
     and the (detached) whole-batch outputs.
 
-    ``encode`` returns per-sample tensors ``[b, ...]`` and batch-independent 0-d tensors
-    (temperature, bias) or None. ``backward`` is called once per micro-batch (the Lightning
+    ``encode`` returns per-sample tensors ``[b, ...]`` (or per-chunk row sets of any length,
+    e.g. packed caption tokens; rows are concatenated in chunk order), batch-independent 0-d
+    tensors (temperature, bias) or None. ``backward`` is called once per micro-batch (the Lightning
     task passes ``manual_backward``); all but the last run inside ``no_sync`` so DDP
     all-reduces once. 0-d outputs are back-propagated with the last micro-batch.
     """
     chunks = split_batch(batch, num_chunks)
-    chunk_size = next(v.shape[0] for v in chunks[0].values() if isinstance(v, Tensor))
     rng_states, cached = [], []
     with torch.no_grad():
         for chunk in chunks:
@@ -77,12 +77,13 @@ def grad_cache_backward(
         value = cached[0][key]
         if value is None:
             leaves[key] = None
-        elif value.ndim == 0:
-            leaves[key] = value.detach().requires_grad_()
-        else:
-            leaves[key] = torch.cat([c[key] for c in cached]).detach().requires_grad_()
+            continue
+        if value.ndim > 0:
+            value = torch.cat([c[key] for c in cached])
+        # integer outputs (e.g. caption labels) are data, not differentiable features
+        leaves[key] = value.detach().requires_grad_(value.is_floating_point())
     loss = objective(leaves)
-    grad_keys = [k for k in keys if leaves[k] is not None]
+    grad_keys = [k for k in keys if leaves[k] is not None and leaves[k].requires_grad]
     grads = dict(zip(grad_keys, torch.autograd.grad(
         loss, [leaves[k] for k in grad_keys], allow_unused=True)))
 
@@ -97,7 +98,8 @@ def grad_cache_backward(
                 if grad is None or (value.ndim == 0 and not last):
                     continue
                 if value.ndim > 0:
-                    grad = grad[index * chunk_size:(index + 1) * chunk_size]
+                    start = sum(c[key].shape[0] for c in cached[:index])
+                    grad = grad[start:start + value.shape[0]]
                 term = (value * grad.to(value.dtype)).sum()
                 surrogate = term if surrogate is None else surrogate + term
             if surrogate is not None:

@@ -98,9 +98,9 @@ def test_small_config_matches_open_clip(open_clip_class):
 
 def test_registry_matches_open_clip_json_configs():
     config_dir = Path(open_clip.__file__).parent / "model_configs"
-    for name in ("ViT-B-32", "ViT-B-16"):
+    for name in ("ViT-B-32", "ViT-B-16", "coca_ViT-B-32"):
         assert get_model_config(name) == json.loads((config_dir / f"{name}.json").read_text())
-    assert list_models() == ["ViT-B-16", "ViT-B-32", "tiny"]
+    assert list_models() == ["ViT-B-16", "ViT-B-32", "coca-tiny", "coca_ViT-B-32", "tiny"]
     with pytest.raises(KeyError, match="unknown model 'nope'"):
         create_clip("nope")
 
