@@ -54,3 +54,26 @@ def tiny_run(image_text_shards, tiny_clip_delta, tmp_path_factory) -> Path:
         run_lightning_cli(["fit", *tiny_run_args(image_text_shards, run_dir, tiny_clip_delta, 4)])
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     return run_dir
+
+
+CONTINUAL_METHODS = {"finetune": [], "ema_merge": ["configs/exp/continual/ablations/ema_merge.yaml"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_continual_runs(continual_stream_shards, tmp_path_factory) -> list[Path]:
+    """Run directories of two tiny continual streams (3 tasks x 3 steps): fine-tuning and
+    EMA-merge, with their `continual/` results."""
+    shards, runs = continual_stream_shards, []
+    for name, deltas in CONTINUAL_METHODS.items():
+        run_dir = tmp_path_factory.mktemp("continual") / name
+        configs = ["configs/trainer/cpu.yaml", "configs/exp/continual/quickstart.yaml", *deltas,
+                   "tests/tasks/continual_tiny.yaml"]
+        with without_pytest_argv():
+            run_lightning_cli(["fit", *(a for c in configs for a in ("-c", str(REPO_ROOT / c))),
+                               f"--trainer.default_root_dir={run_dir}",
+                               f"--data.init_args.train_shards={shards['train']}",
+                               f"--data.init_args.val_shards={shards['val']}",
+                               f"--data.init_args.stream.root={shards['root']}"])
+        assert (run_dir / "continual" / "evaluations.csv").is_file()
+        runs.append(run_dir)
+    return runs

@@ -3,6 +3,7 @@ draws its figures (so the notebooks cannot rot)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -18,6 +19,8 @@ EXPECTED = {
     "01_quickstart.ipynb": (2, ["CLIP: ", "36 classes, 5 templates; on these 32 images: top-1", "Final evaluation"]),
     "02_data.ipynb": (3, ["2 shards, 128 samples", "read 128 samples, skipped: none", "distinct concepts"]),
     "03_cabs.ipynb": (1, ["4 super-batches of B=32 -> b=8, skipped: none", "unique_concepts   max_concept_count"]),
+    "04_continual.ipynb": (2, ["2 continual runs", "finetune: 3 tasks, ", "ema_merge: 3 tasks, ",
+                               "| run | tasks | A_KA | A_ZS | GM |"]),
     "05_robot_video.ipynb": (2, ["window 0000000_000000: frames (8, 3, 24, 24), actions (8, 4), episode 0, "
                                  "labels: human, skipped: none", "clip 000000000: frames (8, 3, 32, 32)"]),
 }
@@ -40,8 +43,20 @@ def check_caption_and_foil(text: str) -> None:
     assert caption != foil and sorted(caption.split()) == sorted(foil.split())
 
 
+def check_continual_table(text: str) -> None:
+    """One table row per run, with percentages in range and GM = sqrt(A_KA * A_ZS)."""
+    rows = [line.strip("|").split("|") for line in text.splitlines()
+            if line.startswith("| finetune |") or line.startswith("| ema_merge |")]
+    assert len(rows) == 2
+    for row in rows:
+        a_ka, a_zs, gm = (float(v) for v in row[2:5])
+        assert 0 <= a_ka <= 100 and 0 <= a_zs <= 100
+        assert abs(gm - (a_ka * a_zs) ** 0.5) < 0.1
+
+
 # checks on the values a notebook printed, beyond the snippets above
-VALUE_CHECKS = {"03_cabs.ipynb": check_cabs_table, "05_robot_video.ipynb": check_caption_and_foil}
+VALUE_CHECKS = {"03_cabs.ipynb": check_cabs_table, "04_continual.ipynb": check_continual_table,
+                "05_robot_video.ipynb": check_caption_and_foil}
 
 
 def test_every_notebook_has_expectations():
@@ -49,12 +64,13 @@ def test_every_notebook_has_expectations():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes(path, tiny_run, image_text_shards, trajectory_shards, video_text_shards,
-                           tmp_path, monkeypatch):
+def test_notebook_executes(path, tiny_run, tiny_continual_runs, image_text_shards, trajectory_shards,
+                           video_text_shards, tmp_path, monkeypatch):
     monkeypatch.setenv("MMPRETRAIN_RUN_DIR", str(tiny_run))
     monkeypatch.setenv("MMPRETRAIN_VAL_SHARDS", str(image_text_shards["val"]))
     monkeypatch.setenv("MMPRETRAIN_TRAJECTORY_SHARDS", str(trajectory_shards["val"]))
     monkeypatch.setenv("MMPRETRAIN_VIDEO_SHARDS", str(video_text_shards["val"]))
+    monkeypatch.setenv("MMPRETRAIN_CONTINUAL_RUNS", os.pathsep.join(map(str, tiny_continual_runs)))
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
