@@ -3,7 +3,7 @@
 `BatchMix` says how many rows of a batch come from each pool; `TaskMixtureStream` is the
 iterable dataset that yields the P and D rows of every step of the whole stream in order
 (the B rows are added by the consumer, which owns the buffer: see
-`data/continual_datamodule.py`).
+`continual/datamodule.py`).
 
 Each pool is a `ShardStream` of single samples (so a batch can take any number of rows from
 it); one worker of the DataLoader serves steps worker, worker + W, ... so the task of every

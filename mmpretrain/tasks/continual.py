@@ -85,7 +85,7 @@ class ContinualTask(ContrastiveTask):
         stream = getattr(self.trainer.datamodule, "stream", None) if self.trainer is not None else None
         if not isinstance(stream, TaskStream):
             raise ValueError("ContinualTask needs a datamodule with a task stream "
-                             "(data.class_path: mmpretrain.data.continual_datamodule.ContinualDataModule)")
+                             "(data.class_path: mmpretrain.continual.datamodule.ContinualDataModule)")
         return stream
 
     @property

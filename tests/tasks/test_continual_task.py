@@ -49,7 +49,7 @@ def _assert_nested_equal(a, b, where: str = "") -> None:
 
 
 def test_resume_mid_task_equals_uninterrupted_run(continual_stream_shards, tmp_path):
-    # (resuming with DataLoader workers is covered in tests/data/test_continual_datamodule.py)
+    # (resuming with DataLoader workers is covered in tests/continual/test_datamodule.py)
     workers = "--data.init_args.num_workers=0"
     straight = _fit(tmp_path / "straight", continual_stream_shards, *METHOD, workers)
     # stop at step 4: task 1 of 3, one step into it, with past-task samples in the buffer

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmpretrain.continual.stream import StreamTask, TaskStream
-from mmpretrain.data.continual_datamodule import (SOURCE_BUFFER, SOURCE_PRETRAIN, SOURCE_TASK,
+from mmpretrain.continual.datamodule import (SOURCE_BUFFER, SOURCE_PRETRAIN, SOURCE_TASK,
                                                   ContinualDataModule)
 
 
