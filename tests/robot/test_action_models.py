@@ -70,7 +70,7 @@ def test_idm_fits_a_fixed_batch():
 
 
 def test_spatial_softmax_reads_peak_positions():
-    keypoints = SpatialSoftmax(side=5)
+    keypoints = SpatialSoftmax()
     with torch.no_grad():
         keypoints.log_temperature.fill_(math.log(0.01))  # sharp: the expectation sits on the peak
     maps = torch.zeros(1, 2, 5, 5)

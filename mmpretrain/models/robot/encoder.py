@@ -33,18 +33,20 @@ class SpatialSoftmax(nn.Module):
     softmax over positions with a learned temperature. Positions become linear features, so a
     displacement between frames is a difference a linear layer can read, the same at every
     place in the image — a flattened feature map instead ties each position to its own weights
-    and, on a small labelled set, memorises."""
+    and, on a small labelled set, memorises. Output [N, C * 2], (x, y) per channel."""
 
-    def __init__(self, side: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        coords = torch.linspace(-1.0, 1.0, side)
-        grid_y, grid_x = torch.meshgrid(coords, coords, indexing="ij")
-        self.register_buffer("grid_xy_P2", torch.stack([grid_x.flatten(), grid_y.flatten()], -1), persistent=False)
         self.log_temperature = nn.Parameter(torch.zeros(()))
 
     def forward(self, x_NCHW: Tensor) -> Tensor:
+        height, width = x_NCHW.shape[-2:]
+        ys = torch.linspace(-1.0, 1.0, height, device=x_NCHW.device, dtype=x_NCHW.dtype)
+        xs = torch.linspace(-1.0, 1.0, width, device=x_NCHW.device, dtype=x_NCHW.dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        grid_P2 = torch.stack([grid_x.flatten(), grid_y.flatten()], -1)
         weights_NCP = (x_NCHW.flatten(2) / self.log_temperature.exp()).softmax(-1)
-        return (weights_NCP @ self.grid_xy_P2).flatten(1)
+        return (weights_NCP @ grid_P2).flatten(1)
 
 
 class ImpalaResNet(nn.Module):
@@ -63,7 +65,7 @@ class ImpalaResNet(nn.Module):
                        _ResidualBlock(width), _ResidualBlock(width)]
             previous, side = width, (side + 1) // 2
         self.stages = nn.Sequential(*stages)
-        self.keypoints = SpatialSoftmax(side) if pool == "spatial_softmax" else None
+        self.keypoints = SpatialSoftmax() if pool == "spatial_softmax" else None
         self.proj = nn.Linear(2 * previous if self.keypoints is not None else previous * side * side, out_dim)
 
     def forward(self, x_NCHW: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmpretrain.data.sources.action_space import ActionSpace
+from mmpretrain.models.robot.encoder import SpatialSoftmax
 from mmpretrain.models.robot.heads import ActionHeads
 
 
@@ -30,17 +31,13 @@ class SpatialSoftmaxEncoder(nn.Module):
             layers += [nn.Conv2d(previous, width, 3, stride=2 if i == 0 else 1, padding=1), nn.ReLU()]
             previous = width
         self.convs = nn.Sequential(*layers, nn.Conv2d(previous, keypoints, 1))
+        self.keypoints = SpatialSoftmax()
         self.proj = nn.Linear(2 * keypoints, out_dim)
         self.image_size, self.in_channels, self.out_dim = image_size, in_channels, out_dim
 
     def forward(self, frames_NCHW: Tensor) -> Tensor:
         x_NKHW = self.convs(frames_NCHW.float() / 255.0 - 0.5)
-        n, k, h, w = x_NKHW.shape
-        attention_NKP = x_NKHW.flatten(2).softmax(-1)
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x_NKHW.device),
-                                torch.linspace(-1, 1, w, device=x_NKHW.device), indexing="ij")
-        keypoints_NK2 = torch.stack([(attention_NKP * xs.flatten()).sum(-1), (attention_NKP * ys.flatten()).sum(-1)], -1)
-        return F.normalize(self.proj(keypoints_NK2.flatten(1)), dim=-1)
+        return F.normalize(self.proj(self.keypoints(x_NKHW)), dim=-1)
 
     def encode_window(self, frames_BTCHW: Tensor) -> Tensor:
         batch, steps = frames_BTCHW.shape[:2]
