@@ -22,6 +22,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
 from mmpretrain.data.synthetic import image_text  # noqa: E402
+from mmpretrain.data.synthetic import interleaved  # noqa: E402
 from mmpretrain.data.synthetic import trajectory  # noqa: E402
 from mmpretrain.data.synthetic import video_text  # noqa: E402
 
@@ -43,6 +44,8 @@ KINDS: dict[str, SyntheticKind] = {
                       trajectory.TrajectoryOptions, trajectory.generate_trajectory),
         SyntheticKind(video_text.SUBCOMMAND, video_text.DESCRIPTION,
                       video_text.VideoTextOptions, video_text.generate_video_text),
+        SyntheticKind(interleaved.SUBCOMMAND, interleaved.DESCRIPTION,
+                      interleaved.InterleavedOptions, interleaved.generate_interleaved),
     )
 }
 

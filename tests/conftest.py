@@ -65,3 +65,13 @@ def video_text_shards(tmp_path_factory) -> dict[str, Path]:
         "train": make_synthetic("video-text", root / "train", 64, 32, 0),
         "val": make_synthetic("video-text", root / "val", 32, 16, 1),
     }
+
+
+@pytest.fixture(scope="session")
+def interleaved_shards(tmp_path_factory) -> dict[str, Path]:
+    """Small synthetic interleaved document sets (32 px scenes): {'train': DIR, 'val': DIR}."""
+    root = tmp_path_factory.mktemp("synthetic_interleaved")
+    return {
+        "train": make_synthetic("interleaved", root / "train", 96, 32, 0),
+        "val": make_synthetic("interleaved", root / "val", 32, 16, 1),
+    }

@@ -72,6 +72,7 @@ FAMILY_DATA: dict[str, tuple[str, list[str]]] = {
     "configs/exp/robot/": ("trajectory_shards", ["--data.init_args.train_weights=null"]),
     "configs/exp/robot/breakout_": ("breakout_shards", ["--data.init_args.train_weights=null"]),
     "configs/exp/video/": ("video_text_shards", []),
+    "configs/exp/interleaved/": ("interleaved_shards", []),
 }
 
 
@@ -93,11 +94,11 @@ def test_experiment_fast_dev_run(experiment, request, tmp_path):
 
 
 @pytest.mark.parametrize("ablation", ABLATIONS)
-def test_ablation_fast_dev_run(ablation, image_text_shards, tmp_path):
+def test_ablation_fast_dev_run(ablation, request, tmp_path):
     base = REPO_ROOT / Path(ablation).parents[1] / "quickstart.yaml"
     cli = run_lightning_cli(
         ["fit", "-c", CPU_TRAINER, "-c", str(base), "-c", str(REPO_ROOT / ablation),
          "--trainer.fast_dev_run=2", f"--trainer.default_root_dir={tmp_path}",
-         *_data_overrides(image_text_shards)])
+         *_family_data(ablation, request)])
     assert cli.trainer.global_step == 2
     assert cli.trainer.state.finished

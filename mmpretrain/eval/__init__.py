@@ -2,9 +2,10 @@
 (distributed-correct, chunked)."""
 
 from mmpretrain.eval.action import action_metrics
+from mmpretrain.eval.perplexity import PerplexityMeter, RankingMeter, ranking_candidates
 from mmpretrain.eval.retrieval import retrieval_recall
 from mmpretrain.eval.temporal_probe import temporal_order_accuracy
 from mmpretrain.eval.zeroshot import build_zeroshot_classifier, zeroshot_accuracy
 
-__all__ = ["action_metrics", "build_zeroshot_classifier", "retrieval_recall",
-           "temporal_order_accuracy", "zeroshot_accuracy"]
+__all__ = ["PerplexityMeter", "RankingMeter", "action_metrics", "build_zeroshot_classifier", "retrieval_recall",
+           "ranking_candidates", "temporal_order_accuracy", "zeroshot_accuracy"]
