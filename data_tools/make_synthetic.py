@@ -23,6 +23,7 @@ from rich.progress import Progress  # noqa: E402
 
 from mmpretrain.data.synthetic import continual_stream  # noqa: E402
 from mmpretrain.data.synthetic import image_text  # noqa: E402
+from mmpretrain.data.synthetic import interleaved  # noqa: E402
 from mmpretrain.data.synthetic import trajectory  # noqa: E402
 from mmpretrain.data.synthetic import video_text  # noqa: E402
 
@@ -47,6 +48,8 @@ KINDS: dict[str, SyntheticKind] = {
         SyntheticKind(continual_stream.SUBCOMMAND, continual_stream.DESCRIPTION,
                       continual_stream.ContinualStreamOptions,
                       continual_stream.generate_continual_stream),
+        SyntheticKind(interleaved.SUBCOMMAND, interleaved.DESCRIPTION,
+                      interleaved.InterleavedOptions, interleaved.generate_interleaved),
     )
 }
 

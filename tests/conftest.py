@@ -74,3 +74,13 @@ def continual_stream_shards(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("synthetic_continual")
     make_synthetic("continual", root, 64, 32, 0, "--pool-samples", "64", "--eval-samples", "32")
     return {"train": root / "pool", "val": root / "heldout", "root": root}
+
+
+@pytest.fixture(scope="session")
+def interleaved_shards(tmp_path_factory) -> dict[str, Path]:
+    """Small synthetic interleaved document sets (32 px scenes): {'train': DIR, 'val': DIR}."""
+    root = tmp_path_factory.mktemp("synthetic_interleaved")
+    return {
+        "train": make_synthetic("interleaved", root / "train", 96, 32, 0),
+        "val": make_synthetic("interleaved", root / "val", 32, 16, 1),
+    }

@@ -75,6 +75,7 @@ FAMILY_DATA: dict[str, tuple[str, list[str]]] = {
     "configs/exp/continual/": ("continual_stream_shards", []),
     "configs/exp/continual/quickstart": ("continual_stream_shards", [
         "--data.init_args.stream.root={root}", "--model.init_args.init_from=null"]),
+    "configs/exp/interleaved/": ("interleaved_shards", []),
 }
 
 

@@ -25,3 +25,7 @@ __all__ = [
 from mmpretrain.losses.action import FactoredActionLoss  # noqa: E402
 
 __all__ += ["FactoredActionLoss"]
+
+from mmpretrain.losses.language_model import NextTokenLoss  # noqa: E402
+
+__all__ += ["NextTokenLoss"]

@@ -10,7 +10,8 @@ Mask conventions (all backends):
 - ``attn_bias``: a dense tensor broadcastable to ``[B, H, M, N]`` (dims 0 and 1 may be 1).
   Boolean means **True = keep**; floating point is added to the scores (``-inf`` = masked).
   The xformers backend also accepts an ``xformers.ops.fmha.attn_bias.AttentionBias`` object
-  (e.g. ``BlockDiagonalMask`` for packed sequences), passed through unchanged.
+  (e.g. ``BlockDiagonalMask`` for packed sequences), passed through unchanged; with B > 1
+  such an object covers the B rows concatenated into one sequence (``nn/packing.py``).
 Every query must keep at least one key, otherwise its output is NaN.
 """
 
@@ -129,6 +130,12 @@ def _xformers_attention(q_BMHK: Tensor, k_BMHK: Tensor, v_BMHK: Tensor, causal: 
         if causal or key_padding_mask_BM is not None:
             raise ValueError("with an xformers AttentionBias object, express causality and "
                              "padding inside that object instead of causal/key_padding_mask_BM")
+        if q_BMHK.shape[0] > 1:
+            # packed-sequence biases (BlockDiagonal*) describe the batch as one concatenated row
+            batch, queries = q_BMHK.shape[:2]
+            flat = [t.reshape(1, -1, *t.shape[2:]) for t in (q_BMHK, k_BMHK, v_BMHK)]
+            out_1MHK = xops.memory_efficient_attention(*flat, attn_bias=attn_bias)
+            return out_1MHK.view(batch, queries, *out_1MHK.shape[2:])
         bias = attn_bias
     elif key_padding_mask_BM is not None or attn_bias is not None:
         bias = _aligned_additive_bias(

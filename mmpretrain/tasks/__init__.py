@@ -8,3 +8,7 @@ from mmpretrain.tasks.video_contrastive import VideoContrastiveTask
 
 __all__ = ["ActionTask", "ContinualTask", "ContrastiveTask", "VideoContrastiveTask", "WarmupConstantLR",
            "WarmupCosineLR"]
+
+from mmpretrain.tasks.interleaved import InterleavedTask  # noqa: E402
+
+__all__ += ["InterleavedTask"]

@@ -69,3 +69,14 @@ class WarmupConstantLR(LambdaLR):
 
     def _factor(self, step: int) -> float:
         return warmup_factor(step, self.warmup_steps)
+
+
+def optimizers_with_step_schedule(optimizer: Optimizer, lr_scheduler_factory, estimated_steps: int) -> Optimizer | dict:
+    """`configure_optimizers` output: the optimizer alone, or with its scheduler stepped every
+    optimizer step; a schedule with `total_steps=None` gets the trainer's estimated steps."""
+    if lr_scheduler_factory is None:
+        return optimizer
+    scheduler = lr_scheduler_factory(optimizer)
+    if getattr(scheduler, "total_steps", 0) is None:
+        scheduler.total_steps = int(estimated_steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
