@@ -22,6 +22,6 @@ __all__ = [
     "rank_and_world_size",
 ]
 
-from mmpretrain.losses.action import FactoredActionLoss  # noqa: E402
+from mmpretrain.losses.action import FactoredActionLoss, masked_mse  # noqa: E402
 
-__all__ += ["FactoredActionLoss"]
+__all__ += ["FactoredActionLoss", "masked_mse"]
