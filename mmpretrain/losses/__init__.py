@@ -1,5 +1,6 @@
 """Training objectives; one file per family."""
 
+from mmpretrain.losses.action import FactoredActionLoss, masked_mse
 from mmpretrain.losses.captioning import CoCaLoss
 from mmpretrain.losses.contrastive import ClipLoss
 from mmpretrain.losses.gather import (
@@ -8,24 +9,20 @@ from mmpretrain.losses.gather import (
     gather_features,
     rank_and_world_size,
 )
+from mmpretrain.losses.language_model import NextTokenLoss
 from mmpretrain.losses.multi_positive import MultiPositiveClipLoss
 from mmpretrain.losses.siglip import SigLipLoss
 
 __all__ = [
     "ClipLoss",
     "CoCaLoss",
+    "FactoredActionLoss",
     "MultiPositiveClipLoss",
+    "NextTokenLoss",
     "SigLipLoss",
     "all_gather_local_grad_only",
     "all_gather_with_grad",
     "gather_features",
     "rank_and_world_size",
+    "masked_mse",
 ]
-
-from mmpretrain.losses.action import FactoredActionLoss  # noqa: E402
-
-__all__ += ["FactoredActionLoss"]
-
-from mmpretrain.losses.language_model import NextTokenLoss  # noqa: E402
-
-__all__ += ["NextTokenLoss"]

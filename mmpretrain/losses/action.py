@@ -3,6 +3,7 @@ cross-entropy per choice, optional MSE regression of axes (scaled by each axis' 
 
 Every head term is a mean over the valid (step, chunk) targets; the total is the weighted
 sum of the head terms. An all-masked batch gives a zero loss that still has a gradient path.
+`masked_mse` is the per-step regression objective of forward-dynamics pretraining.
 """
 
 from __future__ import annotations
@@ -53,3 +54,12 @@ class FactoredActionLoss(nn.Module):
         ce = F.cross_entropy(logits.reshape(-1, num_classes), target.clamp(0, num_classes - 1).reshape(-1),
                              reduction="none").view(target.shape)
         return (ce * mask).sum() / denom
+
+
+def masked_mse(pred: Tensor, target: Tensor, mask_N: Tensor) -> Tensor:
+    """`pred`/`target` [N..., *]: squared error averaged over each entry's trailing dims, then
+    over the valid entries of `mask_N` (e.g. [B, T] steps); all masked gives a zero with a
+    gradient path (forward-dynamics frame prediction)."""
+    squared_N = ((pred - target) ** 2).flatten(mask_N.dim()).mean(-1)
+    mask = mask_N.bool()
+    return (squared_N * mask).sum() / mask.sum().clamp(min=1).float()

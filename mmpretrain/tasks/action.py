@@ -4,7 +4,9 @@ frozen-encoder BC. The model decides causality, chunking and which steps are tar
 action model of `models.robot` has `action_space`, `forward(frames) -> heads [B, T', H, ...]`,
 `targets(actions, mask)` and `predict_actions(frames)`. Validation reports
 `eval.action_metrics` over the valid steps of chunk position 0; `predict_step` returns the
-most likely actions and their confidence."""
+most likely actions and their confidence. A model with its own objective (forward-dynamics
+pretraining) has `training_terms(batch) -> {"loss", ...}` instead; it trains on that and
+validation logs its terms as `val/<name>`."""
 
 from __future__ import annotations
 
@@ -41,9 +43,16 @@ class ActionTask(LightningModule):
             raise ValueError(f"data.action_space {data_space.to_json()} differs from the model's "
                              f"{self.model.action_space.to_json()}; use the same action space in both")
 
+    @property
+    def has_own_objective(self) -> bool:
+        return hasattr(self.model, "training_terms")
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        targets, mask = self.model.targets(batch["actions"], batch["action_mask"])
-        terms = self.loss(self.model(batch["frames"]), targets, mask)
+        if self.has_own_objective:
+            terms, mask = self.model.training_terms(batch), batch["action_mask"]
+        else:
+            targets, mask = self.model.targets(batch["actions"], batch["action_mask"])
+            terms = self.loss(self.model(batch["frames"]), targets, mask)
         batch_size = batch["frames"].shape[0]
         for name, value in terms.items():
             self.log(f"train/{name}" if name != "loss" else "train/loss", value, prog_bar=name == "loss",
@@ -75,6 +84,10 @@ class ActionTask(LightningModule):
         self._val_pred, self._val_true = [], []
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        if self.has_own_objective:
+            for name, value in self.model.training_terms(batch).items():
+                self.log(f"val/{name}", value, batch_size=batch["frames"].shape[0], sync_dist=True)
+            return
         pred_BTA, _ = self.model.predict_actions(batch["frames"])
         targets_BTHA, mask_BTH = self.model.targets(batch["actions"], batch["action_mask"])
         valid = mask_BTH[:, :, 0]
@@ -82,6 +95,8 @@ class ActionTask(LightningModule):
         self._val_true.append(targets_BTHA[:, :, 0][valid].float().cpu())
 
     def on_validation_epoch_end(self) -> None:
+        if self.has_own_objective:
+            return
         dim = self.model.action_space.dim
         pred = torch.cat(self._val_pred) if self._val_pred else torch.zeros(0, dim)
         true = torch.cat(self._val_true) if self._val_true else torch.zeros(0, dim)
