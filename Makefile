@@ -56,7 +56,7 @@ continual-table: $(CONTINUAL_START)
 
 # Tests (CPU). pytest exits 5 when it collects nothing: treat that as a failure, not a pass.
 test: $(STAMP)
-	@$(PY) -m pytest -q tests; rc=$$?; \
+	@$(PY) -m pytest -q --durations=25 tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
