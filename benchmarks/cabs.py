@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from mmpretrain.data.sampling.cabs import concept_targets, kept_size, select_dm
-from mmpretrain.data.sampling.concepts import encode_concepts, sample_frequencies
+from mmpretrain.data.sampling.concepts import encode_concepts, sample_frequencies, write_concept_table
 from mmpretrain.data.sampling.selection import BatchSelection, SuperBatchId, SuperBatchSelector
 
 
@@ -47,16 +47,6 @@ def _unparsed(batch: list[dict]) -> list[dict]:
     """Fresh raw samples: the selector caches each parsed sidecar on the raw dict it was given,
     so reusing those dicts would time the parse only on the first repeat."""
     return [dict(raw) for raw in batch]
-
-
-def _write_concept_parquet(batches: list[list[dict]], path: Path) -> str:
-    """The same concepts as a `key`/`classes` parquet (the selector's `annotations` input)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = {raw["__key__"]: json.loads(raw["json"])["classes"] for batch in batches for raw in batch}
-    pq.write_table(pa.table({"key": list(rows), "classes": list(rows.values())}), path)
-    return str(path)
 
 
 def _percentiles(wall_ms: list[float], cpu_ms: list[float]) -> dict[str, float]:
@@ -93,7 +83,9 @@ def run(super_batch_size: int = 5120, filter_ratio: float = 0.8, concepts_per_sa
     # collections triggered by parsing thousands of sidecars walk only the young objects
     gc.freeze()
     with tempfile.TemporaryDirectory() as tmp:
-        annotations = _write_concept_parquet(batches, Path(tmp) / "concepts.parquet")
+        annotations = str(Path(tmp) / "concepts.parquet")
+        write_concept_table({raw["__key__"]: json.loads(raw["json"])["classes"]
+                             for batch in batches for raw in batch}, annotations)
         for name, strategy, parquet in (("iid", "iid", None), ("cabs_fm", "cabs_fm", None),
                                         ("cabs_dm", "cabs_dm", None),
                                         ("cabs_dm_parquet", "cabs_dm", annotations)):

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmpretrain.data.sampling.caption_concepts import CaptionConceptMatcher  # noqa: E402
+from mmpretrain.data.sampling.concepts import write_concept_table  # noqa: E402
 from mmpretrain.data.wds.rewrite import RawSample, rewrite_shards  # noqa: E402
 
 PARQUET_FIELDS = ("classes", "bounding_boxes", "scores", "tags", "tag_probs")
@@ -49,16 +50,6 @@ def load_parquet_annotations(path: str) -> dict[str, dict]:
     columns = [c for c in PARQUET_FIELDS if c in table.column_names]
     rows = table.select(["key", *columns]).to_pylist()
     return {str(row["key"]): {c: row[c] for c in columns if row[c] is not None} for row in rows}
-
-
-def write_concept_parquet(classes_by_key: dict[str, list], path: str) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"key": list(classes_by_key),
-                      "classes": pa.array(list(classes_by_key.values()), type=pa.list_(pa.string()))})
-    pq.write_table(table, path)
 
 
 def _metadata(raw: RawSample) -> dict:
@@ -117,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     report = rewrite_shards(args.shards, args.out, make_annotator(matcher, table, args.replace, written),
                             args.shard_size, args.overwrite)
     if written is not None:
-        write_concept_parquet(written, args.concepts_parquet)
+        write_concept_table(written, args.concepts_parquet)
         print(f"wrote concepts of {len(written)} samples to {args.concepts_parquet}")
     print(f"annotated {report.written} samples: {report.spec} (skipped members: {report.skips or 'none'})")
     return 0

@@ -20,6 +20,7 @@ from torch import nn
 from mmpretrain.eval.action import action_metrics
 from mmpretrain.losses.action import FactoredActionLoss
 from mmpretrain.tasks.param_groups import weight_decay_groups
+from mmpretrain.tasks.schedules import optimizers_with_step_schedule
 
 
 def _default_optimizer(params) -> torch.optim.Optimizer:
@@ -72,12 +73,8 @@ class ActionTask(LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(weight_decay_groups(self.model.named_parameters()))
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        if getattr(scheduler, "total_steps", 0) is None:
-            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_with_step_schedule(optimizer, self.lr_scheduler_factory,
+                                             self.trainer.estimated_stepping_batches)
 
     # -------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:

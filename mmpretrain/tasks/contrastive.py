@@ -37,6 +37,7 @@ from mmpretrain.models.coca import CoCa
 from mmpretrain.tasks.grad_cache import grad_cache_backward
 from mmpretrain.tasks.nonfinite import NonFiniteLossGuard, NonFinitePolicy
 from mmpretrain.tasks.param_groups import weight_decay_groups
+from mmpretrain.tasks.schedules import optimizers_with_step_schedule
 
 CAPTIONS_FILENAME = "captions.json"  # greedy captions of the last evaluation, in the run dir
 
@@ -245,12 +246,8 @@ class ContrastiveTask(LightningModule):
         if self.view_head is not None:
             named += [(f"view_head.{n}", p) for n, p in self.view_head.named_parameters()]
         optimizer = self.optimizer_factory(weight_decay_groups(named) + self._loss_param_groups())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        if getattr(scheduler, "total_steps", 0) is None:
-            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_with_step_schedule(optimizer, self.lr_scheduler_factory,
+                                             self.trainer.estimated_stepping_batches)
 
     def _loss_param_groups(self) -> list[dict]:
         """Losses may own learnable parameters (e.g. a SigLIP bias); never weight-decayed."""

@@ -40,6 +40,18 @@ def load_concept_table(path: str, field: str = CONCEPTS_FIELD) -> dict[str, list
     return {str(k): [c for c in (v or []) if isinstance(c, str)] for k, v in zip(keys, values)}
 
 
+def write_concept_table(classes_by_key: dict[str, list[str]], path: str, field: str = CONCEPTS_FIELD) -> None:
+    """{key: concepts} -> parquet with columns `key` and `field`, as `load_concept_table` reads it."""
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"key": list(classes_by_key),
+                             field: pa.array(list(classes_by_key.values()), type=pa.list_(pa.string()))}), path)
+
+
 class ConceptReader:
     """raw sample -> concept list. `annotations`: optional parquet keyed by `__key__`; samples
     absent from it fall back to their json."""
