@@ -3,7 +3,7 @@ model, the behaviour-cloning policy, inverse-dynamics representation pretraining
 frozen-encoder BC. The model decides causality, chunking and which steps are targets: any
 action model of `models.robot` has `action_space`, `forward(frames) -> heads [B, T', H, ...]`,
 `targets(actions, mask)` and `predict_actions(frames)`. Validation reports
-`eval.action_metrics` over the valid steps of chunk position 0; `predict_step` returns the
+`eval.action_metrics` over the valid steps of chunk position 0, gathered from every rank; `predict_step` returns the
 most likely actions and their confidence. A model with its own objective (forward-dynamics
 pretraining) has `training_terms(batch) -> {"loss", ...}` instead; it trains on that and
 validation logs its terms as `val/<name>`."""
@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from mmpretrain.eval.action import action_metrics
+from mmpretrain.eval.distributed import gather_uneven
 from mmpretrain.losses.action import FactoredActionLoss
 from mmpretrain.tasks.param_groups import weight_decay_groups
 from mmpretrain.tasks.schedules import optimizers_with_step_schedule
@@ -97,7 +98,11 @@ class ActionTask(LightningModule):
         dim = self.model.action_space.dim
         pred = torch.cat(self._val_pred) if self._val_pred else torch.zeros(0, dim)
         true = torch.cat(self._val_true) if self._val_true else torch.zeros(0, dim)
-        for name, value in action_metrics(self.model.action_space, pred, true).items():
+        # Every rank computes the metrics over all ranks' steps (ranks read disjoint val shards);
+        # the collective needs tensors on the accelerator for NCCL.
+        pred, _ = gather_uneven(pred.to(self.device))
+        true, _ = gather_uneven(true.to(self.device))
+        for name, value in action_metrics(self.model.action_space, pred.cpu(), true.cpu()).items():
             self.log(f"val/{name}", value, rank_zero_only=False)
         self._val_pred, self._val_true = [], []
 
