@@ -9,7 +9,7 @@
 Episode e is reset with env seed `seed + e` and its policy RNG is seeded by (seed, e), so an
 `--unlabelled` run ("unlabelled video": frames only, `label_source: none`) with the same flags
 holds the same frames under the same keys as a labelled run. Envs: `cursor-paint` or a
-gymnasium id (Atari via ale-py, classic control needs pygame for rendering).
+gymnasium id (Atari via ale-py; classic control such as CartPole-v1 and Pendulum-v1 renders with pygame).
 """
 
 from __future__ import annotations

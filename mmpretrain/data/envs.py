@@ -62,16 +62,28 @@ class FrameEnv:
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
         if self.name == CURSOR_PAINT:
             return scripted_action(self.env, rng, epsilon=1.0)
-        sample = self.env.action_space.sample()
-        return np.atleast_1d(np.asarray(sample, dtype=np.float64))
+        # drawn from `rng`, not the space's own generator, so a recording is reproducible
+        space = self.env.action_space
+        kind = type(space).__name__
+        if kind == "Discrete":
+            return np.array([float(space.start + rng.integers(space.n))])
+        if kind == "MultiBinary":
+            return rng.integers(0, 2, size=int(np.prod(space.n))).astype(np.float64)
+        return rng.uniform(space.low, space.high).astype(np.float64)
 
     def scripted_action(self, rng: np.random.Generator) -> np.ndarray:
-        """A competent-but-noisy demonstrator: the env's own script, else random."""
+        """A competent-but-noisy demonstrator (`epsilon` = random-action chance) reading the
+        env's true state: cursor-paint's script, a Breakout ball tracker, a CartPole balancer,
+        a Pendulum swing-up controller."""
         if self.name == CURSOR_PAINT:
             return scripted_action(self.env, rng, self.epsilon)
-        if self.name.startswith("ALE/Breakout"):
-            return _breakout_tracker(self.env, rng, self.epsilon)
-        return self.random_action(rng)
+        for prefix, controller in _SCRIPTED_CONTROLLERS.items():
+            if self.name.startswith(prefix):
+                if rng.random() < self.epsilon:
+                    return self.random_action(rng)
+                return controller(self.env.unwrapped)
+        raise ValueError(f"no scripted policy for environment {self.name!r} (scripted: {CURSOR_PAINT}, "
+                         f"{', '.join(_SCRIPTED_CONTROLLERS)}); use the random or checkpoint policy")
 
 
 def _make_gymnasium(name: str):
@@ -104,12 +116,35 @@ _PADDLE_X, _BALL_X, _BALL_Y = 72, 99, 101
 _NOOP, _FIRE, _RIGHT, _LEFT = 0, 1, 2, 3
 
 
-def _breakout_tracker(env, rng: np.random.Generator, epsilon: float) -> np.ndarray:
-    ram = env.unwrapped.ale.getRAM()
-    if rng.random() < epsilon:
-        return np.array([rng.integers(4)], dtype=np.float64)
+def _breakout_tracker(env) -> np.ndarray:
+    ram = env.ale.getRAM()
     if ram[_BALL_Y] == 0:
         return np.array([_FIRE], dtype=np.float64)
     offset = int(ram[_BALL_X]) - (int(ram[_PADDLE_X]) + 8)
     action = _RIGHT if offset > 4 else _LEFT if offset < -4 else _NOOP
     return np.array([action], dtype=np.float64)
+
+
+def _cartpole_balancer(env) -> np.ndarray:
+    """Push toward the side the pole falls to, damped by its angular velocity and the cart's drift
+    (balances for the full 500 steps from every reset)."""
+    x, x_dot, theta, theta_dot = env.state
+    return np.array([float(theta + 0.5 * theta_dot + 0.01 * x + 0.1 * x_dot > 0)])
+
+
+def _pendulum_swing_up(env) -> np.ndarray:
+    """Pump energy (torque along the swing) until the pendulum is near upright, then hold it with
+    a PD controller (gymnasium Pendulum: g = 10, m = l = 1, |torque| <= 2)."""
+    theta, theta_dot = env.state
+    theta = (theta + np.pi) % (2 * np.pi) - np.pi
+    if np.cos(theta) > 0.85:
+        torque = -(10.0 * theta + 2.0 * theta_dot)
+    elif 0.5 * theta_dot ** 2 + 10.0 * (np.cos(theta) - 1.0) < 0:
+        torque = 2.0 * (np.sign(theta_dot) or 1.0)
+    else:
+        torque = -0.5 * theta_dot
+    return np.array([float(np.clip(torque, -2.0, 2.0))])
+
+
+_SCRIPTED_CONTROLLERS = {"ALE/Breakout": _breakout_tracker, "CartPole": _cartpole_balancer,
+                         "Pendulum": _pendulum_swing_up}
