@@ -44,13 +44,13 @@ def trajectory_shards(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def breakout_shards(tmp_path_factory) -> dict[str, Path]:
-    """Tiny Atari Breakout recordings (36 px, windows of 8; needs gymnasium + ale-py)."""
+    """Tiny Atari Breakout recordings (48 px, windows of 8; needs gymnasium + ale-py)."""
     pytest.importorskip("ale_py")
     root = tmp_path_factory.mktemp("breakout")
     shards = {}
     for split, seed in (("train", 0), ("val", 1)):
         subprocess.run([sys.executable, str(REPO_ROOT / "data_tools" / "record_env.py"), "--env", "ALE/Breakout-v5",
-                        "--out", str(root / split), "--episodes", "2", "--max-steps", "32", "--image-size", "36",
+                        "--out", str(root / split), "--episodes", "2", "--max-steps", "32", "--image-size", "48",
                         "--window", "8", "--shard-size", "4", "--seed", str(seed)],
                        check=True, capture_output=True, text=True)
         shards[split] = root / split
