@@ -10,9 +10,10 @@ Layouts (read from `meta/info.json`: `codebase_version`, `fps`, `features`, `dat
 - v2.1: one parquet and one mp4 per episode (`episode_chunk = episode_index // chunks_size`);
   frame i is at i / fps.
 Per-frame parquet columns: `action`, optional `observation.state`, `episode_index`, `frame_index`.
-Actions become continuous axes (mu-law quantized for the factored heads) whose `max_value` is
-the dataset's largest |action| per dimension (or `--axis-max`). Every window is labelled
-`label_source: human`.
+Actions become continuous axes for the factored heads: mu-law quantized (VPT) with `max_value`
+the dataset's largest |action| per dimension (or `--axis-max`), or with `--axis-quantization
+uniform` OpenVLA-style tokens: per dimension the 1st..99th percentile range cut into
+`--axis-bins` (e.g. 256) equal bins. Every window is labelled `label_source: human`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
 
 from mmpretrain.data.envs import resize_frame  # noqa: E402
-from mmpretrain.data.sources.action_space import ActionAxis, ActionSpace  # noqa: E402
+from mmpretrain.data.sources.action_space import ActionAxis, ActionSpace, uniform_axes_from_data  # noqa: E402
 from mmpretrain.data.sources.trajectory_episodes import episode_window_samples  # noqa: E402
 from mmpretrain.data.wds.writer import ShardWriter  # noqa: E402
 
@@ -42,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=48)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--axis-max", type=float, help="clip range of every action axis (default: data max)")
-    parser.add_argument("--axis-bins", type=int, default=11)
+    parser.add_argument("--axis-bins", type=int, default=11, help="bins per axis (odd for mu_law; OpenVLA uses 256)")
+    parser.add_argument("--axis-quantization", choices=("mu_law", "uniform"), default="mu_law")
+    parser.add_argument("--percentiles", type=float, nargs=2, default=(1.0, 99.0), metavar=("LOW", "HIGH"),
+                        help="uniform quantization: bounds as percentiles of each action dimension")
     parser.add_argument("--shard-size", type=int, default=64)
     parser.add_argument("--overwrite", action="store_true")
     return parser
@@ -129,10 +134,15 @@ def main(argv: list[str] | None = None) -> int:
                   if "observation.state" in rows.column_names else None)
         per_episode.append((episode, actions, states))
     all_actions = np.concatenate([a for _, a, _ in per_episode])
-    limits = np.full(all_actions.shape[1], args.axis_max) if args.axis_max else np.abs(all_actions).max(0)
     names = info["features"]["action"].get("names") or [f"axis{i}" for i in range(all_actions.shape[1])]
-    space = ActionSpace(axes=[ActionAxis(str(n).replace(".", "_"), float(max(m, 1e-6)), 10.0, args.axis_bins)
-                              for n, m in zip(names, limits)])
+    names = [str(n).replace(".", "_") for n in names]
+    if args.axis_quantization == "uniform":
+        space = ActionSpace(axes=uniform_axes_from_data(names, torch.from_numpy(all_actions), args.axis_bins,
+                                                        (args.percentiles[0], args.percentiles[1])))
+    else:
+        limits = np.full(all_actions.shape[1], args.axis_max) if args.axis_max else np.abs(all_actions).max(0)
+        space = ActionSpace(axes=[ActionAxis(n, float(max(m, 1e-6)), 10.0, args.axis_bins)
+                                  for n, m in zip(names, limits)])
     decoded: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
     with ShardWriter(args.out, args.shard_size, overwrite=args.overwrite) as writer:
         for episode, actions, states in per_episode:

@@ -1,5 +1,5 @@
-"""Factored action loss (VPT heads): BCE per button, cross-entropy over mu-law bins per axis,
-cross-entropy per choice, optional MSE regression of axes (scaled by each axis' max_value).
+"""Factored action loss (VPT heads): BCE per button, cross-entropy over the bins of each axis,
+cross-entropy per choice, optional MSE regression of axes (divided by each axis' `scale`).
 
 Every head term is a mean over the valid (step, chunk) targets; the total is the weighted
 sum of the head terms. An all-masked batch gives a zero loss that still has a gradient path.
@@ -37,7 +37,7 @@ class FactoredActionLoss(nn.Module):
             terms["axes"] = sum(self._masked_ce(logits, bins[..., i], mask, denom)
                                 for i, logits in enumerate(out["axes"])) / len(out["axes"])
             if "regression" in out:
-                scale = torch.tensor([a.max_value for a in self.action_space.axes], device=axes.device)
+                scale = torch.tensor([a.scale for a in self.action_space.axes], device=axes.device)
                 se = ((out["regression"] - axes.clamp(-scale, scale) / scale) ** 2).mean(-1)
                 terms["regression"] = (se * mask).sum() / denom
         if choices.shape[-1]:

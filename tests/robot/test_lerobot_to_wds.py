@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from mmpretrain.data.sources.action_space import ActionSpace
 from mmpretrain.data.sources.trajectory import TrajectoryDecoder
@@ -113,3 +114,23 @@ def test_lerobot_conversion_aligns_frames_actions_and_states(make, tmp_path):
         assert levels == pytest.approx([_level(episode, f) for f in frames], abs=3)
     raw = next(r for r in samples if json.loads(r["json"])["episode"] == 1)
     assert np.load(io.BytesIO(raw["states.npy"])).ravel().tolist() == [1.0] * 4
+
+
+def test_lerobot_conversion_with_openvla_uniform_tokens(tmp_path):
+    root = make_v21(tmp_path / "dataset")
+    out = tmp_path / "shards"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "data_tools" / "lerobot_to_wds.py"), "--root", str(root),
+                             "--out", str(out), "--image-size", str(SIZE), "--window", "4", "--axis-quantization",
+                             "uniform", "--axis-bins", "256", "--percentiles", "0", "100"],
+                            check=True, capture_output=True, text=True)
+    space = ActionSpace.from_json(json.loads(result.stdout.strip().splitlines()[-1])["action_space"])
+    x_axis = space.axes[0]
+    assert (x_axis.quantization, x_axis.bins, x_axis.low, x_axis.high) == ("uniform", 256, 0.0, 11.0)
+    samples = [raw for shard in parse_shard_spec(str(out)).shards for raw in iter_tar_samples(shard.path, SkipCounter())]
+    decoded = [TrajectoryDecoder(space)(raw) for raw in samples]  # the shards' json carries the same space
+    assert len(decoded) == 5 and all(d is not None for d in decoded)
+    frames = torch.cat([d["actions"][:, 0] for d in decoded])
+    tokens = space.axis_bins(torch.cat([d["actions"] for d in decoded]))[:, 0]
+    assert (space.axis_values(space.axis_bins(torch.cat([d["actions"] for d in decoded])))[:, 0] - frames).abs().max() \
+        <= 11.0 / 256 / 2 + 1e-6
+    assert tokens.min() == 0 and tokens.max() == 255

@@ -5,16 +5,20 @@ button, one float column per continuous axis and one integer-valued column per c
 space is described in each sample's json (`action_space`, see `to_json`) and in the model
 config, so the data layer can check that shards and model agree.
 
-Axis quantization (VPT camera): clip to ±`max_value`, mu-law
-`v = sign(x) · ln(1 + mu |x| / max) / ln(1 + mu) · max`, bin = round((v + max) / step) with
-`step = 2 max / (bins - 1)`; decoding maps a bin to the exact inverse of its centre.
+Axis quantization, per axis:
+- `mu_law` (VPT camera): clip to ±`max_value`, mu-law
+  `v = sign(x) · ln(1 + mu |x| / max) / ln(1 + mu) · max`, bin = round((v + max) / step) with
+  `step = 2 max / (bins - 1)`; decoding maps a bin to the exact inverse of its centre.
+- `uniform` (OpenVLA action tokens): normalise to [-1, 1] with the bounds [`low`, `high`] (the
+  data's 1st / 99th percentiles, `data_tools/lerobot_to_wds.py --axis-quantization uniform`),
+  clip, cut into `bins` equal bins (256 in OpenVLA); decoding gives the bin centre.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -22,17 +26,45 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class ActionAxis:
-    """A continuous axis; `bins` must be odd so that 0 is a bin centre."""
+    """A continuous axis. mu-law: `bins` odd so that 0 is a bin centre. uniform: bounds
+    [`low`, `high`] (default ±`max_value`)."""
 
     name: str
     max_value: float = 10.0
     mu: float = 10.0
     bins: int = 11
+    quantization: Literal["mu_law", "uniform"] = "mu_law"
+    low: float | None = None
+    high: float | None = None
 
     def __post_init__(self) -> None:
-        if self.max_value <= 0 or self.mu <= 0 or self.bins < 3 or self.bins % 2 == 0:
-            raise ValueError(f"axis {self.name!r}: need max_value > 0, mu > 0 and an odd bins >= 3, "
-                             f"got max_value={self.max_value}, mu={self.mu}, bins={self.bins}")
+        if self.quantization == "mu_law":
+            if self.max_value <= 0 or self.mu <= 0 or self.bins < 3 or self.bins % 2 == 0:
+                raise ValueError(f"axis {self.name!r}: need max_value > 0, mu > 0 and an odd bins >= 3, "
+                                 f"got max_value={self.max_value}, mu={self.mu}, bins={self.bins}")
+            if self.low is not None or self.high is not None:
+                raise ValueError(f"axis {self.name!r}: low / high are bounds of uniform quantization; "
+                                 f"a mu_law axis is bounded by max_value")
+            return
+        if self.quantization != "uniform":
+            raise ValueError(f"axis {self.name!r}: quantization must be 'mu_law' or 'uniform', "
+                             f"got {self.quantization!r}")
+        object.__setattr__(self, "low", float(-self.max_value if self.low is None else self.low))
+        object.__setattr__(self, "high", float(self.max_value if self.high is None else self.high))
+        if not self.low < self.high or self.bins < 2:
+            raise ValueError(f"axis {self.name!r}: uniform quantization needs low < high and bins >= 2, "
+                             f"got low={self.low}, high={self.high}, bins={self.bins}")
+
+    @property
+    def scale(self) -> float:
+        """Largest magnitude the quantizer represents (to normalise regression targets and inputs)."""
+        return self.max_value if self.quantization == "mu_law" else max(abs(self.low), abs(self.high))
+
+    def to_json(self) -> dict[str, Any]:
+        payload = {"name": self.name, "max_value": self.max_value, "mu": self.mu, "bins": self.bins}
+        if self.quantization == "uniform":
+            payload.update(quantization="uniform", low=self.low, high=self.high)
+        return payload
 
 
 @dataclass(frozen=True)
@@ -56,6 +88,9 @@ def mu_law_decode(v: Tensor, max_value: float, mu: float) -> Tensor:
 
 def quantize_axis(x: Tensor, axis: ActionAxis) -> Tensor:
     """Continuous values -> bin indices (int64) in [0, axis.bins)."""
+    if axis.quantization == "uniform":
+        unit = ((x.float() - axis.low) / (axis.high - axis.low)).clamp(0.0, 1.0)
+        return torch.floor(unit * axis.bins).long().clamp(0, axis.bins - 1)
     step = 2 * axis.max_value / (axis.bins - 1)
     v = mu_law_encode(x.float(), axis.max_value, axis.mu)
     return torch.round((v + axis.max_value) / step).long().clamp(0, axis.bins - 1)
@@ -63,6 +98,8 @@ def quantize_axis(x: Tensor, axis: ActionAxis) -> Tensor:
 
 def dequantize_axis(bins: Tensor, axis: ActionAxis) -> Tensor:
     """Bin indices -> the continuous value at each bin centre."""
+    if axis.quantization == "uniform":
+        return axis.low + (bins.float() + 0.5) / axis.bins * (axis.high - axis.low)
     step = 2 * axis.max_value / (axis.bins - 1)
     return mu_law_decode(bins.float() * step - axis.max_value, axis.max_value, axis.mu)
 
@@ -111,10 +148,28 @@ class ActionSpace:
 
     def to_json(self) -> dict[str, Any]:
         return {"buttons": list(self.buttons),
-                "axes": [{"name": a.name, "max_value": a.max_value, "mu": a.mu, "bins": a.bins} for a in self.axes],
+                "axes": [a.to_json() for a in self.axes],
                 "choices": [{"name": c.name, "num_classes": c.num_classes} for c in self.choices]}
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> ActionSpace:
         return cls(buttons=payload.get("buttons", []), axes=payload.get("axes", []),
                    choices=payload.get("choices", []))
+
+
+def uniform_axes_from_data(names: list[str], actions_NA: Tensor, bins: int = 256,
+                           percentiles: tuple[float, float] = (1.0, 99.0)) -> list[ActionAxis]:
+    """OpenVLA-style action tokens: one uniform axis per column, bounded by the data's
+    `percentiles` (outliers beyond them are clipped into the end bins). A constant column gets
+    a tiny interval around its value so it still has valid bounds."""
+    values = actions_NA.double()
+    low = torch.quantile(values, percentiles[0] / 100.0, dim=0)
+    high = torch.quantile(values, percentiles[1] / 100.0, dim=0)
+    axes = []
+    for name, lo, hi in zip(names, low.tolist(), high.tolist()):
+        if hi <= lo:
+            pad = max(abs(lo) * 1e-3, 1e-6)
+            lo, hi = lo - pad, hi + pad
+        axes.append(ActionAxis(name, max_value=max(abs(lo), abs(hi)), bins=bins, quantization="uniform",
+                               low=lo, high=hi))
+    return axes

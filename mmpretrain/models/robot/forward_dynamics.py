@@ -9,7 +9,7 @@ cursor-paint set after 1600 steps, full-frame prediction barely beats the mean f
 0.0107 vs 0.0111) with phi nearly constant over frames (mean pairwise cosine 0.79); predicting
 the change beats copying o_t (0.0031 vs 0.0033) and phi varies (cosine 0.33).
 
-Actions enter as features: buttons 0/1, axes divided by their max_value (clipped to ±1) and
+Actions enter as features: buttons 0/1, axes divided by their `scale` (clipped to ±1) and
 one-hot choices. The model carries its own objective (`training_terms`, masked MSE over the
 steps whose action is known); its `encoder.*` weights load into `FrozenEncoderPolicy`.
 """
@@ -28,7 +28,7 @@ from mmpretrain.models.robot.id_representation import SpatialSoftmaxEncoder, _ml
 def action_features(action_space: ActionSpace, actions_NA: Tensor) -> Tensor:
     """[..., A] action vectors -> [..., F] features (buttons, scaled axes, one-hot choices)."""
     buttons, axes, choices = action_space.split(actions_NA)
-    scale = torch.tensor([a.max_value for a in action_space.axes], device=axes.device)
+    scale = torch.tensor([a.scale for a in action_space.axes], device=axes.device)
     one_hots = [F.one_hot(choices[..., i], c.num_classes).float() for i, c in enumerate(action_space.choices)]
     return torch.cat([buttons, (axes / scale).clamp(-1, 1), *one_hots], dim=-1)
 
