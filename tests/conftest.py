@@ -42,19 +42,31 @@ def trajectory_shards(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="session")
-def breakout_shards(tmp_path_factory) -> dict[str, Path]:
-    """Tiny Atari Breakout recordings (48 px, windows of 8; needs gymnasium + ale-py)."""
-    pytest.importorskip("ale_py")
-    root = tmp_path_factory.mktemp("breakout")
+def _recorded_env_shards(tmp_path_factory, env: str, name: str) -> dict[str, Path]:
+    """Tiny recordings of a gymnasium env with its scripted policy (48 px, windows of 8)."""
+    root = tmp_path_factory.mktemp(name)
     shards = {}
     for split, seed in (("train", 0), ("val", 1)):
-        subprocess.run([sys.executable, str(REPO_ROOT / "data_tools" / "record_env.py"), "--env", "ALE/Breakout-v5",
+        subprocess.run([sys.executable, str(REPO_ROOT / "data_tools" / "record_env.py"), "--env", env,
                         "--out", str(root / split), "--episodes", "2", "--max-steps", "32", "--image-size", "48",
                         "--window", "8", "--shard-size", "4", "--seed", str(seed)],
                        check=True, capture_output=True, text=True)
         shards[split] = root / split
     return shards
+
+
+@pytest.fixture(scope="session")
+def breakout_shards(tmp_path_factory) -> dict[str, Path]:
+    """Atari Breakout (needs gymnasium + ale-py)."""
+    pytest.importorskip("ale_py")
+    return _recorded_env_shards(tmp_path_factory, "ALE/Breakout-v5", "breakout")
+
+
+@pytest.fixture(scope="session")
+def pendulum_shards(tmp_path_factory) -> dict[str, Path]:
+    """gymnasium Pendulum-v1 (a continuous torque axis; pygame renders the frames)."""
+    pytest.importorskip("pygame")
+    return _recorded_env_shards(tmp_path_factory, "Pendulum-v1", "pendulum")
 
 
 @pytest.fixture(scope="session")

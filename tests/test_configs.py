@@ -71,6 +71,7 @@ def test_model_and_data_fragments_instantiate(fragment, image_text_shards, tmp_p
 FAMILY_DATA: dict[str, tuple[str, list[str]]] = {
     "configs/exp/robot/": ("trajectory_shards", ["--data.init_args.train_weights=null"]),
     "configs/exp/robot/breakout_": ("breakout_shards", ["--data.init_args.train_weights=null"]),
+    "configs/exp/robot/pendulum_": ("pendulum_shards", ["--data.init_args.train_weights=null"]),
     "configs/exp/video/": ("video_text_shards", []),
     "configs/exp/continual/": ("continual_stream_shards", []),
     "configs/exp/continual/quickstart": ("continual_stream_shards", [

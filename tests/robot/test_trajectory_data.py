@@ -102,3 +102,18 @@ def test_action_space_mismatch_is_skipped():
     with pytest.raises(SkipSample) as info:
         TrajectoryDecoder(ACTION_SPACE)(_sample(space=other))
     assert info.value.reason == "action_space_mismatch"
+
+
+def test_axis_quantization_may_differ_between_shards_and_model():
+    """The shards hold continuous values; a model may tokenize them differently (OpenVLA bins)."""
+    from mmpretrain.data.sources.action_space import ActionAxis, ActionSpace
+    tokens = ActionSpace(buttons=ACTION_SPACE.buttons, choices=ACTION_SPACE.choices,
+                         axes=[ActionAxis(a.name, bins=256, quantization="uniform", low=-8.0, high=8.0)
+                               for a in ACTION_SPACE.axes])
+    raw = _sample()
+    assert tokens != ACTION_SPACE and tokens.same_columns(ACTION_SPACE)
+    np.testing.assert_array_equal(TrajectoryDecoder(tokens)(raw)["actions"], TrajectoryDecoder(ACTION_SPACE)(raw)["actions"])
+    renamed = ActionSpace(buttons=ACTION_SPACE.buttons, choices=ACTION_SPACE.choices,
+                          axes=[ActionAxis("u"), ActionAxis("v")])
+    with pytest.raises(SkipSample):
+        TrajectoryDecoder(renamed)(raw)

@@ -146,6 +146,13 @@ class ActionSpace:
     def join(self, buttons: Tensor, axes: Tensor, choices: Tensor) -> Tensor:
         return torch.cat([buttons.float(), axes.float(), choices.float()], dim=-1)
 
+    def same_columns(self, other: ActionSpace) -> bool:
+        """Whether the action vectors mean the same: same buttons, axes and choices by name (and
+        class count). Axis quantization (mu-law vs uniform tokens, bounds, bins) is how a model
+        discretises the same continuous values, so it may differ between shards and model."""
+        return (self.buttons == other.buttons and [a.name for a in self.axes] == [a.name for a in other.axes]
+                and self.choices == other.choices)
+
     def to_json(self) -> dict[str, Any]:
         return {"buttons": list(self.buttons),
                 "axes": [a.to_json() for a in self.axes],

@@ -6,7 +6,8 @@ window of T frames the last action's outcome lies outside the window.
 
 json: `fps`, `episode`, `frame_start`, `label_source` ("human" / "idm" / "none"), optional
 per-step `confidence` (IDM labels; human labels count as 1.0) and `action_space`
-(`ActionSpace.to_json`). Steps whose confidence is below `min_confidence` are masked out.
+(`ActionSpace.to_json`; a window whose action columns differ from the configured space is skipped,
+its axis quantization may differ). Steps whose confidence is below `min_confidence` are masked out.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class TrajectoryDecoder:
         if frames.ndim != 4 or frames.dtype != np.uint8:
             raise SkipSample("decode_error", f"frames must be uint8 T×H×W×C, got {frames.dtype} {frames.shape}")
         steps = frames.shape[0]
-        if "action_space" in meta and ActionSpace.from_json(meta["action_space"]) != self.action_space:
+        if "action_space" in meta and not ActionSpace.from_json(meta["action_space"]).same_columns(self.action_space):
             raise SkipSample("action_space_mismatch", f"{meta['action_space']} vs {self.action_space.to_json()}")
         if "actions.npy" in raw:
             actions = load_npy(raw["actions.npy"], "actions.npy").astype(np.float32)
