@@ -23,6 +23,18 @@ def test_embedding_is_unit_norm():
     assert phi.shape == (2, 6, 16) and torch.allclose(phi.norm(dim=-1), torch.ones(2, 6), atol=1e-5)
 
 
+def test_keypoint_temperature_sets_the_initial_softmax_sharpness():
+    torch.manual_seed(0)
+    sharp = SpatialSoftmaxEncoder(24, channels=(8, 8), keypoints=8, out_dim=16, keypoint_temperature=0.1)
+    assert sharp.keypoints.log_temperature.exp().item() == pytest.approx(0.1)
+    assert _encoder().keypoints.log_temperature.item() == 0.0
+    frames = _frames().flatten(0, 1).float() / 255 - 0.5
+    spread = [e.keypoints(e.convs(frames)).std(0).mean() for e in (_encoder(), sharp)]
+    assert spread[1] > 2 * spread[0], "sharper keypoints move more between frames"
+    with pytest.raises(ValueError, match="keypoint_temperature"):
+        SpatialSoftmaxEncoder(24, keypoint_temperature=0.0)
+
+
 def test_pairs_are_o_t_and_o_t_plus_k():
     model = InverseDynamicsRepresentation(ACTION_SPACE, _encoder(), offset=2).eval()
     frames = _frames()

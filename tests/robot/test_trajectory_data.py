@@ -10,7 +10,7 @@ import torch
 
 from mmpretrain.data.sources.trajectory import TrajectoryDecoder, encode_npy
 from mmpretrain.data.synthetic.cursor_env import ACTION_SPACE, CursorPaintEnv
-from mmpretrain.data.synthetic.trajectory import TrajectoryOptions, episode_env_seed
+from mmpretrain.data.synthetic.trajectory import TrajectoryOptions, episode_env_seed, generate_trajectory
 from mmpretrain.data.wds.shard_spec import parse_shard_spec
 from mmpretrain.data.wds.skips import SkipCounter, SkipSample
 from mmpretrain.data.wds.tar_reader import iter_tar_samples
@@ -117,3 +117,16 @@ def test_axis_quantization_may_differ_between_shards_and_model():
                           axes=[ActionAxis("u"), ActionAxis("v")])
     with pytest.raises(SkipSample):
         TrajectoryDecoder(renamed)(raw)
+
+
+def test_noisier_demonstrator_is_recorded_and_smaller_sets_are_prefixes(tmp_path):
+    """A pretraining set at epsilon 0.5 says so in its json and differs from the default
+    demonstrator's actions; a set of 8 windows is the first 8 of a set of 16 (same seed)."""
+    for name, count, epsilon in (("noisy", 16, 0.5), ("demos", 16, 0.2), ("demos_small", 8, 0.2)):
+        generate_trajectory(str(tmp_path / name), TrajectoryOptions(num_samples=count, seed=3, epsilon=epsilon,
+                                                                    episode_length=16))
+    noisy, demos, small = (_raw_samples(tmp_path / n) for n in ("noisy", "demos", "demos_small"))
+    assert {json.loads(r["json"])["epsilon"] for r in noisy} == {0.5}
+    assert {json.loads(r["json"])["epsilon"] for r in demos} == {0.2}
+    assert any(a["actions.npy"] != b["actions.npy"] for a, b in zip(noisy, demos))
+    assert [r["actions.npy"] for r in small] == [r["actions.npy"] for r in demos[:8]]

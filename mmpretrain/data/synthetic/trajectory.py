@@ -1,8 +1,11 @@
 """Synthetic trajectory shards from `CursorPaintEnv` (known actions, fast, no codec).
 
 Episode `e` of a run with seed `s` depends only on `(s, e)`, so a labelled and an
-`--unlabelled` run with the same seed hold the same frames under the same keys. Samples are
-non-overlapping windows of `window` frames; `num_samples` counts windows.
+`--unlabelled` run with the same seed hold the same frames under the same keys, and a run with
+fewer `num_samples` is a prefix of one with more. Samples are non-overlapping windows of
+`window` frames; `num_samples` counts windows. `epsilon` sets how noisy the scripted
+demonstrator is (recorded in each sample's json), e.g. a noisier pretraining set (0.5) beside
+few demonstrations of the default policy (0.2).
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ def episode_env_seed(seed: int, episode: int) -> int:
     return int(np.random.default_rng([seed, episode]).integers(2**31))
 
 
-def record_episode(options: TrajectoryOptions, episode: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(frames uint8 [L, H, W, 3], actions [L, 4], return) of one episode."""
+def record_episode(options: TrajectoryOptions, episode: int,
+                   on_frame: Callable[[CursorPaintEnv], None] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(frames uint8 [L, H, W, 3], actions [L, 4], return) of one episode; `on_frame(env)` sees
+    the env's hidden state (cursor, target) as each recorded frame was rendered."""
     env = CursorPaintEnv(options.image_size, max_steps=options.episode_length)
     rng = np.random.default_rng([options.seed, episode, 1])
     frame, _ = env.reset(seed=episode_env_seed(options.seed, episode))
@@ -62,6 +67,8 @@ def record_episode(options: TrajectoryOptions, episode: int) -> tuple[np.ndarray
                   else random_cursor_action(rng))
         frames.append(frame)
         actions.append(action)
+        if on_frame is not None:
+            on_frame(env)
         frame, reward, _, _, _ = env.step(action)
         total += reward
     return np.stack(frames), np.stack(actions).astype(np.float32), total
@@ -74,6 +81,8 @@ def generate_trajectory(out_dir: str, options: TrajectoryOptions, overwrite: boo
         while written < options.num_samples:
             frames, actions, total = record_episode(options, episode)
             meta = {"env": "cursor-paint", "policy": options.policy, "episode_return": total}
+            if options.policy == "scripted":
+                meta["epsilon"] = options.epsilon  # tells a noisier pretraining set from the demonstrations
             for sample in episode_window_samples(episode, frames, None if options.unlabelled else actions,
                                                  ACTION_SPACE, options.window, FPS, meta):
                 if written == options.num_samples:

@@ -11,6 +11,7 @@ baseline, and trained as the pretraining objective it is the BC-pretraining base
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -23,15 +24,24 @@ from mmpretrain.models.robot.heads import ActionHeads
 
 
 class SpatialSoftmaxEncoder(nn.Module):
+    """`keypoint_temperature`: initial softmax temperature of the keypoints (learned after). At 1
+    the softmax over a fresh conv map is nearly uniform, every keypoint sits near the image centre
+    whatever the frame, and training idles on a plateau until one locks onto the cursor; 0.1
+    shortens that plateau (inverse dynamics on 512 cursor-paint windows, one seed, after 1000
+    steps: axis cross entropy 1.17 at 1, 0.69 at 0.1, from 2.40 at the start)."""
+
     def __init__(self, image_size: int, in_channels: int = 3, channels: tuple[int, ...] = (32, 32),
-                 keypoints: int = 32, out_dim: int = 64) -> None:
+                 keypoints: int = 32, out_dim: int = 64, keypoint_temperature: float = 1.0) -> None:
         super().__init__()
+        if keypoint_temperature <= 0:
+            raise ValueError(f"keypoint_temperature must be > 0, got {keypoint_temperature}")
         layers, previous = [], in_channels
         for i, width in enumerate(channels):
             layers += [nn.Conv2d(previous, width, 3, stride=2 if i == 0 else 1, padding=1), nn.ReLU()]
             previous = width
         self.convs = nn.Sequential(*layers, nn.Conv2d(previous, keypoints, 1))
         self.keypoints = SpatialSoftmax()
+        nn.init.constant_(self.keypoints.log_temperature, math.log(keypoint_temperature))
         self.proj = nn.Linear(2 * keypoints, out_dim)
         self.image_size, self.in_channels, self.out_dim = image_size, in_channels, out_dim
 
