@@ -18,6 +18,13 @@ from mmpretrain.nn.attention import AttentionBackendName
 from mmpretrain.nn.transformer import Transformer
 
 
+def low_res_frames(frames_BTCHW: Tensor, side: int) -> Tensor:
+    """uint8 frames -> [-0.5, 0.5] floats block-averaged to [B, T, C, side, side] (the frame
+    scale every encoder here uses; forward-dynamics targets, history-selection features)."""
+    pooled_NCSS = F.adaptive_avg_pool2d(frames_BTCHW.flatten(0, 1).float() / 255.0 - 0.5, side)
+    return pooled_NCSS.view(*frames_BTCHW.shape[:3], side, side)
+
+
 class _ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()

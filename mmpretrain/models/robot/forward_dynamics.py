@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mmpretrain.data.sources.action_space import ActionSpace
 from mmpretrain.losses.action import masked_mse
+from mmpretrain.models.robot.encoder import low_res_frames
 from mmpretrain.models.robot.id_representation import SpatialSoftmaxEncoder, _mlp
 
 
@@ -71,8 +72,7 @@ class ForwardDynamicsRepresentation(nn.Module):
         return self._low_res(frames_BTCHW[:, self.offset:])
 
     def _low_res(self, frames_BTCHW: Tensor) -> Tensor:
-        pooled_NCSS = F.adaptive_avg_pool2d(frames_BTCHW.flatten(0, 1).float() / 255.0 - 0.5, self.decoder_side)
-        return pooled_NCSS.view(*frames_BTCHW.shape[:3], self.decoder_side, self.decoder_side)
+        return low_res_frames(frames_BTCHW, self.decoder_side)
 
     def training_terms(self, batch: dict) -> dict[str, Tensor]:
         # zero actions of unlabelled steps still embed (one-hot class 0); the mask drops their error

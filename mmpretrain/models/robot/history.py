@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmpretrain.data.sources.action_space import ActionSpace
-from mmpretrain.models.robot.encoder import TrajectoryEncoder
+from mmpretrain.models.robot.encoder import TrajectoryEncoder, low_res_frames
 from mmpretrain.models.robot.heads import ActionHeads
 from mmpretrain.models.robot.id_representation import SpatialSoftmaxEncoder, load_encoder_state
 from mmpretrain.nn.attention import AttentionBackendName
@@ -121,8 +121,7 @@ class HistoryPolicy(nn.Module):
         if self.selection_encoder is not None:
             self.selection_encoder.eval()
             return self.selection_encoder.encode_window(frames_BTCHW)
-        pooled_NCSS = F.adaptive_avg_pool2d(frames_BTCHW.flatten(0, 1).float() / 255.0 - 0.5, self.pixel_side)
-        return pooled_NCSS.reshape(*frames_BTCHW.shape[:2], -1)
+        return low_res_frames(frames_BTCHW, self.pixel_side).flatten(2)
 
     def selected_indices(self, frames_BTCHW: Tensor, step: int) -> Tensor:
         """Indices [B, k] (into the T frames) kept for the prediction at `step`."""
