@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmpretrain.data.model_preprocess import preprocess_for
 from mmpretrain.data.transforms import CLIP_MEAN, CLIP_STD
 from mmpretrain.models.checkpoint_io import (
     MMPRETRAIN_CONFIG_NAME,
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-cfg", default=None,
                         help="architecture when the checkpoint records none: an open_clip / "
                              "mmpretrain model name or an open_clip config json")
+    parser.add_argument("--preprocess", default=None,
+                        help="image preprocessing to record, as the data module's `preprocess` "
+                             "(an open_clip MODEL or MODEL:TAG); default: CLIP mean/std, bicubic,"
+                             " shortest-side resize (mmpretrain's data default)")
     return parser
 
 
@@ -71,7 +76,17 @@ def _architecture(checkpoint: Any, model_cfg: str | None) -> tuple[dict[str, Any
                   "--model-cfg NAME_OR_JSON")
 
 
-def export(ckpt: Path, to: str, out: Path, model_cfg: str | None = None) -> list[Path]:
+def preprocess_cfg(spec: str | None) -> dict[str, Any]:
+    """The ``preprocess_cfg`` to write: mmpretrain's data default or a model's / tag's."""
+    if spec is None:
+        return dict(PREPROCESS_CFG)
+    cfg = preprocess_for(spec)
+    cfg.pop("size")  # open_clip takes the size from the model's image tower
+    return cfg
+
+
+def export(ckpt: Path, to: str, out: Path, model_cfg: str | None = None,
+           preprocess: str | None = None) -> list[Path]:
     """Write the export files into ``out``; returns their paths."""
     from safetensors.torch import save_file
 
@@ -87,8 +102,9 @@ def export(ckpt: Path, to: str, out: Path, model_cfg: str | None = None) -> list
     out.mkdir(parents=True, exist_ok=True)
     if to == "open_clip":
         weights, config = out / OPEN_CLIP_WEIGHTS_NAME, out / OPEN_CLIP_CONFIG_NAME
-        save_file(to_open_clip_state_dict(state_dict), str(weights), metadata={"format": "pt"})
-        config.write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": PREPROCESS_CFG},
+        open_clip_state = to_open_clip_state_dict(state_dict, bool(cfg.get("custom_text")))
+        save_file(open_clip_state, str(weights), metadata={"format": "pt"})
+        config.write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess_cfg(preprocess)},
                                      indent=2))
         return [config, weights]
     weights = out / SAFETENSORS_WEIGHTS_NAME
@@ -99,14 +115,14 @@ def export(ckpt: Path, to: str, out: Path, model_cfg: str | None = None) -> list
     config = out / MMPRETRAIN_CONFIG_NAME
     config.write_text(json.dumps({"model_cfg": cfg, "layout": "mmpretrain",
                                   "builder": "mmpretrain.models.clip_from_open_clip_config",
-                                  "preprocess_cfg": PREPROCESS_CFG}, indent=2))
+                                  "preprocess_cfg": preprocess_cfg(preprocess)}, indent=2))
     return [config, weights]
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        written = export(args.ckpt, args.to, args.out, args.model_cfg)
+        written = export(args.ckpt, args.to, args.out, args.model_cfg, args.preprocess)
     except (OSError, ValueError, KeyError) as err:
         print(f"mmpretrain export: {err}", file=sys.stderr)
         return 2

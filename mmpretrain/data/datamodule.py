@@ -25,6 +25,7 @@ import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from mmpretrain.data.model_preprocess import image_transform_kwargs, tokenizer_for
 from mmpretrain.data.sampling.exchange import StoreExchange
 from mmpretrain.data.sampling.selection import BatchSelection, SuperBatchSelector
 from mmpretrain.data.sources.image_text import ImageTextDecoder
@@ -57,13 +58,19 @@ class WebDataModule(LightningDataModule):
         persistent_workers: bool = True,
         pin_memory: bool | None = None,
         selection: BatchSelection | None = None,
+        tokenizer: str | None = None,
+        preprocess: str | None = None,
     ) -> None:
         """`train_weights`: mixture weight per `::`-separated train source (resampled mode).
         `samples_per_epoch`: epoch length in resampled mode (None = endless, train by
         max_steps), a cap in exact mode. `zeroshot_classes`: classes.json path, default the one
         beside the val shards. `pin_memory`: None = only when CUDA is available.
         `selection`: online batch selection (iid / CABS-DM / CABS-FM) from super-batches of the
-        train stream; batch_size is then the kept size b."""
+        train stream; batch_size is then the kept size b.
+        `tokenizer`: tokenize with this open_clip model's tokenizer (e.g. 'ViT-B-16-SigLIP',
+        or local-dir:DIR / hf-hub:REPO; HF tokenizer files from the local cache only), at
+        `context_length`. `preprocess`: the model's (or 'MODEL:TAG' pretrained tag's) mean/std,
+        interpolation and resize mode, at `image_size` (see `data/model_preprocess.py`)."""
         super().__init__()
         if mode not in ("resampled", "exact"):
             raise ValueError(f"mode must be 'resampled' or 'exact', got {mode!r}")
@@ -85,9 +92,11 @@ class WebDataModule(LightningDataModule):
                 raise ValueError("selection (online batch selection) needs mode='resampled'")
             selection.resolve_super_batch_size(batch_size)
         self.selection_stats: dict[str, float] = {}
-        self.tokenizer = Tokenizer(context_length)
-        self.train_decoder = ImageTextDecoder(ImageTransform(image_size, True, tuple(crop_scale)), self.tokenizer)
-        self.val_decoder = ImageTextDecoder(ImageTransform(image_size, train=False), self.tokenizer)
+        self.tokenizer = Tokenizer(context_length) if tokenizer is None else tokenizer_for(tokenizer, context_length)
+        pixels = image_transform_kwargs(preprocess)
+        self.train_decoder = ImageTextDecoder(ImageTransform(image_size, True, tuple(crop_scale), **pixels),
+                                              self.tokenizer)
+        self.val_decoder = ImageTextDecoder(ImageTransform(image_size, train=False, **pixels), self.tokenizer)
         self._train_spec: ShardSpec | None = None
         self._val_spec: ShardSpec | None = None
         self._train_stream: ShardStream | None = None

@@ -1,7 +1,9 @@
-"""CLIP BPE tokenizer: open_clip's `SimpleTokenizer` with its bundled vocabulary (offline)."""
+"""Tokenizers: CLIP BPE (open_clip's `SimpleTokenizer`, bundled vocabulary) and a model's Hugging Face
+tokenizer from local files; both offline."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -74,3 +76,61 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(context_length={self.context_length})"
+
+
+class HFTokenizer:
+    """A model's Hugging Face tokenizer (SigLIP's sentencepiece, mT5, XLM-R, BERT ...) with
+    open_clip's ``HFTokenizer`` behaviour (text cleaning, ``max_length`` padding, optional
+    SEP stripping), read from local files only: a folder, or a hub repo in the local HF cache.
+    Same interface as :class:`Tokenizer` (call, ``encode``, ``decode``, token ids)."""
+
+    def __init__(self, name: str, context_length: int = 64, clean: str = "whitespace",
+                 strip_sep_token: bool = False, language: str | None = None,
+                 tokenizer_mode: str | None = None) -> None:
+        from open_clip.tokenizer import HFTokenizer as OpenClipHFTokenizer
+
+        self.name, self.context_length = name, context_length
+        try:
+            self._hf = OpenClipHFTokenizer(name, context_length=context_length, clean=clean,
+                                           strip_sep_token=strip_sep_token, language=language,
+                                           tokenizer_mode=tokenizer_mode, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise FileNotFoundError(
+                f"tokenizer {name!r}: its files (tokenizer.json or spiece.model / vocab files, "
+                f"tokenizer_config.json) are not in {name if os.path.isdir(name) else 'the local Hugging Face cache'}; "
+                f"mmpretrain never downloads at run time: run `huggingface-cli download {name}` "
+                f"beforehand ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            ) from err
+        self._tok = self._hf.tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tok)
+
+    @property
+    def sot_token_id(self) -> int | None:
+        return self._tok.bos_token_id if self._tok.bos_token_id is not None else self._tok.cls_token_id
+
+    @property
+    def eot_token_id(self) -> int | None:
+        return self._tok.eos_token_id if self._tok.eos_token_id is not None else self._tok.sep_token_id
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._tok.pad_token_id or 0
+
+    def special_token_id(self, token: str) -> int:
+        raise KeyError(f"{token!r}: {self.name} tokenizer has no mmpretrain special tokens")
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text` alone, without special tokens or padding."""
+        return self._tok.encode(text, add_special_tokens=False)
+
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+        return self._hf([texts] if isinstance(texts, str) else list(texts), self.context_length)
+
+    def decode(self, tokens_L: torch.Tensor) -> str:
+        return self._tok.decode([int(t) for t in tokens_L], skip_special_tokens=True).strip()
+
+    def __repr__(self) -> str:
+        return f"HFTokenizer({self.name!r}, context_length={self.context_length})"

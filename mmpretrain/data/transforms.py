@@ -23,6 +23,7 @@ import io
 import math
 import random
 import warnings
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,6 +39,12 @@ MAX_IMAGE_PIXELS = 89_478_485
 # RandomResizedCrop's default aspect ratio range; its lower end bounds a crop's shorter side
 _MIN_CROP_RATIO = 3 / 4
 _CROP_RATIO = (3 / 4, 4 / 3)
+# open_clip's preprocess_cfg values (PreprocessCfg / pretrained tags)
+Interpolation = Literal["bicubic", "bilinear"]
+ResizeMode = Literal["shortest", "longest", "squash"]
+_PIL_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+_TV_INTERPOLATION = {"bicubic": T.InterpolationMode.BICUBIC,
+                     "bilinear": T.InterpolationMode.BILINEAR}
 
 
 def random_crop_box(width: int, height: int, scale: tuple[float, float],
@@ -126,8 +133,27 @@ def decode_image(data: bytes, min_side: int = 0, max_pixels: int = MAX_IMAGE_PIX
     return load_rgb(image, min_side / min(image.size) if min_side > 0 else 1.0)
 
 
+def _eval_geometry(image_size: int, interpolation: Interpolation, resize_mode: ResizeMode,
+                   fill_color: int):
+    """open_clip's eval resize for each ``resize_mode``."""
+    mode = _TV_INTERPOLATION[interpolation]
+    if resize_mode == "shortest":
+        return T.Compose([T.Resize(image_size, interpolation=mode), T.CenterCrop(image_size)])
+    if resize_mode == "squash":
+        return T.Resize((image_size, image_size), interpolation=mode)
+    from open_clip.transform import CenterCropOrPad, ResizeKeepRatio
+
+    return T.Compose([ResizeKeepRatio(image_size, longest=1, interpolation=mode),
+                      CenterCropOrPad(image_size, fill=fill_color)])
+
+
 class ImageTransform:
-    """Bytes or PIL image -> normalised float tensor [3, image_size, image_size]."""
+    """Bytes or PIL image -> normalised float tensor [3, image_size, image_size].
+
+    ``interpolation`` / ``resize_mode`` / ``fill_color`` / ``mean`` / ``std``: open_clip's
+    preprocess_cfg (``mmpretrain.data.model_preprocess`` reads them for a model or tag); the
+    resize mode applies to evaluation, training always takes a random resized crop.
+    """
 
     def __init__(
         self,
@@ -137,9 +163,18 @@ class ImageTransform:
         mean: tuple[float, float, float] = CLIP_MEAN,
         std: tuple[float, float, float] = CLIP_STD,
         max_pixels: int = MAX_IMAGE_PIXELS,
+        interpolation: Interpolation = "bicubic",
+        resize_mode: ResizeMode = "shortest",
+        fill_color: int = 0,
     ) -> None:
         if image_size < 1:
             raise ValueError(f"image_size must be positive, got {image_size}")
+        if interpolation not in _PIL_RESAMPLE or resize_mode not in ("shortest", "longest",
+                                                                     "squash"):
+            raise ValueError(f"interpolation must be one of {sorted(_PIL_RESAMPLE)} and "
+                             "resize_mode one of shortest/longest/squash, got "
+                             f"{interpolation!r}, {resize_mode!r}")
+        self.interpolation, self.resize_mode = interpolation, resize_mode
         low, high = crop_scale
         if not 0 < low <= high <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
@@ -150,8 +185,7 @@ class ImageTransform:
             self.min_source_side = math.ceil(image_size / math.sqrt(_MIN_CROP_RATIO * low))
             self._geometry = self._random_resized_crop
         else:
-            bicubic = T.InterpolationMode.BICUBIC
-            self._geometry = T.Compose([T.Resize(image_size, interpolation=bicubic), T.CenterCrop(image_size)])
+            self._geometry = _eval_geometry(image_size, interpolation, resize_mode, fill_color)
             self.min_source_side = image_size
         self._to_tensor = _ToNormalizedTensor(mean, std)
 
@@ -178,7 +212,8 @@ class ImageTransform:
 
     def _crop_resize(self, image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
         # crop first: resize(box=...) would let the filter read pixels outside the crop
-        return image.crop(box).resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
+        return image.crop(box).resize((self.image_size, self.image_size),
+                                      _PIL_RESAMPLE[self.interpolation])
 
     def __repr__(self) -> str:
         kind = f"train, crop_scale={self.crop_scale}" if self.train else "eval"

@@ -1,5 +1,6 @@
 """nn.Module models: towers, the two-tower CLIP, CoCa, and the named-config registry."""
 
+from mmpretrain.models.checkpoints import from_open_clip
 from mmpretrain.models.clip import CLIP
 from mmpretrain.models.coca import CoCa
 from mmpretrain.models.coca_towers import CoCaTextTransformer, CoCaVisionTransformer
@@ -11,6 +12,8 @@ from mmpretrain.models.registry import (
     get_model_config,
     list_models,
 )
+from mmpretrain.models.hf_text_tower import HFTextTower
+from mmpretrain.models.modified_resnet import ModifiedResNet
 from mmpretrain.models.text_decoder import MultimodalTextDecoder
 from mmpretrain.models.text_transformer import TextTransformer
 from mmpretrain.models.timm_tower import TimmVisionTower
@@ -21,6 +24,8 @@ __all__ = [
     "CoCa",
     "CoCaTextTransformer",
     "CoCaVisionTransformer",
+    "HFTextTower",
+    "ModifiedResNet",
     "MultimodalTextDecoder",
     "ProjectionMLP",
     "TextTransformer",
@@ -28,6 +33,7 @@ __all__ = [
     "VisionTransformer",
     "clip_from_open_clip_config",
     "create_clip",
+    "from_open_clip",
     "from_open_clip_state_dict",
     "get_model_config",
     "list_models",

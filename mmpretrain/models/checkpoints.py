@@ -18,16 +18,12 @@ from torch import Tensor, nn
 
 from mmpretrain.models.checkpoint_io import load_state_dict_file, resolve_source
 from mmpretrain.models.clip import CLIP
-from mmpretrain.models.coca import CoCa
-from mmpretrain.models.coca_towers import CoCaTextTransformer, CoCaVisionTransformer
+from mmpretrain.models.config_of_model import open_clip_config_from_model
 from mmpretrain.models.open_clip_layout import from_open_clip_state_dict
 from mmpretrain.models.pos_embed_resize import adapt_position_embeddings
-from mmpretrain.models.registry import clip_from_open_clip_config, list_models
+from mmpretrain.models.registry import clip_from_open_clip_config, list_models, merge_config
 from mmpretrain.models.registry import get_model_config as get_registered_config
 from mmpretrain.models.state_dict_check import CheckpointMismatchError, check_state_dict_fits
-from mmpretrain.models.text_transformer import TextTransformer
-from mmpretrain.models.timm_tower import TimmVisionTower
-from mmpretrain.models.vision_transformer import VisionTransformer
 from mmpretrain.nn.attention import AttentionBackendName
 
 __all__ = ["ARCHITECTURE_ERROR_KEY", "ARCHITECTURE_KEY", "CheckpointMismatchError",
@@ -109,6 +105,7 @@ def from_open_clip(
     attn_backend: AttentionBackendName = "auto",
     grad_checkpointing: bool = False,
     max_logit_scale: float | None = 100.0,
+    overrides: dict[str, Any] | None = None,
 ) -> CLIP:
     """Our :class:`CLIP` built like ``open_clip.create_model(model_name, pretrained)``, offline.
 
@@ -116,6 +113,9 @@ def from_open_clip(
     ``local-dir:DIR`` / ``hf-hub:REPO`` (config and weights from there; ``pretrained`` unused).
     ``pretrained``: a local weight file, or an open_clip tag found in the HF cache.
     ``image_size`` / ``context_length`` override the config; position embeddings are resized.
+    ``overrides``: deep-merged into the open_clip config before building (e.g. a smaller
+    ``vision_cfg`` for a CPU smoke run; weights then no longer fit).
+    Usable as a YAML model: ``class_path: mmpretrain.models.from_open_clip``.
     """
     if model_name.startswith(("local-dir:", "hf-hub:")):
         resolved = resolve_source(model_name)
@@ -131,7 +131,7 @@ def from_open_clip(
                         or Path(pretrained).expanduser().exists())
             source = pretrained if is_local else tag_source(model_name, pretrained)
             weights = resolve_source(source).weights
-    cfg = copy.deepcopy(cfg)
+    cfg = merge_config(copy.deepcopy(cfg), overrides or {})
     if image_size is not None:
         cfg["vision_cfg"]["image_size"] = image_size
     if context_length is not None:
@@ -142,73 +142,6 @@ def from_open_clip(
     if weights is not None:
         load_clip_weights(model, load_state_dict_file(weights), str(weights))
     return model
-
-
-def _vision_cfg(visual: nn.Module) -> dict[str, Any]:
-    if isinstance(visual, TimmVisionTower):
-        return {"timm_model_name": visual.model_name, "timm_model_pretrained": False,
-                "timm_pool": visual.pool, "timm_proj": visual.proj,
-                "timm_proj_bias": visual.proj_bias, "timm_drop": visual.drop,
-                "timm_drop_path": visual.drop_path, "image_size": visual.image_size}
-    # isinstance, not type(): FSDP2 swaps a sharded module's class for a subclass.
-    if not isinstance(visual, VisionTransformer):
-        raise ValueError("open_clip export supports VisionTransformer and TimmVisionTower image "
-                         f"towers, got {type(visual).__name__}")
-    blocks = visual.transformer.resblocks
-    return {"image_size": visual.image_size, "layers": len(blocks), "width": visual.width,
-            "patch_size": visual.patch_size, "head_width": visual.width // blocks[0].attn.heads,
-            "mlp_ratio": blocks[0].mlp.c_fc.out_features / visual.width}
-
-
-def _text_cfg(text: nn.Module) -> dict[str, Any]:
-    if not isinstance(text, TextTransformer):
-        raise ValueError("open_clip export supports the TextTransformer text tower, got "
-                         f"{type(text).__name__}")
-    blocks = text.transformer.resblocks
-    return {"context_length": text.context_length, "vocab_size": text.vocab_size,
-            "width": text.width, "heads": blocks[0].attn.heads, "layers": len(blocks),
-            "mlp_ratio": blocks[0].mlp.c_fc.out_features / text.width}
-
-
-def _coca_cfg(model: CoCa) -> dict[str, Any]:
-    """CoCa's extra config: tower flags, the decoder's multimodal_cfg, ``custom_text``."""
-    visual, text, decoder = model.visual, model.text, model.text_decoder
-    if not isinstance(visual, CoCaVisionTransformer) or not isinstance(text, CoCaTextTransformer):
-        raise ValueError("open_clip CoCa export needs CoCaVisionTransformer and "
-                         f"CoCaTextTransformer towers, got {type(visual).__name__} and "
-                         f"{type(text).__name__}")
-    if decoder.mlp_ratio != 4 or text.correct_cls_mask:
-        raise ValueError("open_clip's CoCa always builds a 4x decoder MLP and the legacy CLS "
-                         f"mask; got decoder mlp_ratio {decoder.mlp_ratio}, correct_cls_mask "
-                         f"{text.correct_cls_mask}")
-    return {
-        "vision_cfg": {**_vision_cfg(visual), "attentional_pool": visual.attentional_pool,
-                       "attn_pooler_queries": visual.attn_pooler_queries,
-                       "attn_pooler_heads": visual.attn_pooler_heads, "output_tokens": True},
-        "text_cfg": {**_text_cfg(text), "embed_cls": True, "output_tokens": True,
-                     "pad_id": text.pad_id},
-        "multimodal_cfg": {"context_length": decoder.context_length,
-                           "vocab_size": decoder.vocab_size, "width": decoder.width,
-                           "heads": decoder.heads, "layers": decoder.layers},
-        "custom_text": True,
-    }
-
-
-def open_clip_config_from_model(model: nn.Module) -> dict[str, Any]:
-    """The open_clip json config (``embed_dim``, ``vision_cfg``, ``text_cfg``) of ``model``.
-
-    Raises ValueError for models open_clip cannot represent.
-    """
-    if not isinstance(model, CLIP):
-        raise ValueError(f"open_clip can only represent mmpretrain.models.CLIP, got "
-                         f"{type(model).__name__}")
-    cfg: dict[str, Any] = {"embed_dim": model.output_dim, "vision_cfg": _vision_cfg(model.visual),
-                           "text_cfg": _text_cfg(model.text)}
-    if isinstance(model, CoCa):
-        cfg.update(_coca_cfg(model))
-    if model.logit_bias is not None:
-        cfg["init_logit_bias"] = float(model.logit_bias.detach())
-    return cfg
 
 
 @torch.no_grad()

@@ -73,6 +73,14 @@ class CLIP(nn.Module):
         feats_BD = self.text(tokens_BL)
         return F.normalize(feats_BD, dim=-1) if normalize else feats_BD
 
+    def lock_image_tower(self, unlocked_groups: int = 0, freeze_bn_stats: bool = True) -> None:
+        """open_clip's method name for ``lock_image``: freeze all but the last groups."""
+        self.visual.lock(unlocked_groups, freeze_bn_stats)
+
+    def lock_text_tower(self, unlocked_layers: int = 0, freeze_layer_norm: bool = True) -> None:
+        """open_clip's method name for ``lock_text``: freeze all but the last layers."""
+        self.text.lock(unlocked_layers, freeze_layer_norm)
+
     def scale(self) -> Tensor:
         """exp(logit_scale), clamped at ``max_logit_scale`` when one is set."""
         scale = self.logit_scale.exp()

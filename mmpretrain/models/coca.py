@@ -1,5 +1,6 @@
 """CoCa (Yu et al. 2022): a contrastive two-tower model with a captioning decoder."""
 
+import logging
 import math
 
 import torch
@@ -7,7 +8,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmpretrain.models.clip import CLIP
+from mmpretrain.models.coca_towers import CoCaTextTransformer
 from mmpretrain.models.text_decoder import MultimodalTextDecoder
+
+log = logging.getLogger(__name__)
 
 # open_clip / CLIP BPE ids, as written by mmpretrain.data.tokenizer.Tokenizer.
 SOT_TOKEN_ID = 49406
@@ -57,10 +61,15 @@ class CoCa(CLIP):
             raise ValueError(f"CoCa: decoder width {decoder.width} must equal the image token "
                              f"width ({token_dim}: output_dim with attentional pooling, else the "
                              f"ViT width) and the text tower width ({text.width})")
-        if decoder.vocab_size != text.vocab_size:
+        if decoder.vocab_size != text.vocab_size and isinstance(text, CoCaTextTransformer):
             raise ValueError(f"CoCa: decoder vocab_size {decoder.vocab_size} must equal the text "
                              f"tower's vocab_size {text.vocab_size}")
-        if decoder.context_length < text.context_length - 1:
+        if decoder.vocab_size != text.vocab_size:
+            # open_clip's coca_roberta-ViT-B-32 is built like this (its decoder keeps CLIP's
+            # 49408 ids): captions with larger token ids cannot be trained with it
+            log.warning("CoCa: decoder vocab_size %d differs from the text tower's vocab_size %d",
+                        decoder.vocab_size, text.vocab_size)
+        if decoder.context_length < text.context_length - 1 and isinstance(text, CoCaTextTransformer):
             raise ValueError(f"CoCa: decoder context_length {decoder.context_length} must be >= "
                              f"text context_length - 1 = {text.context_length - 1}")
         super().__init__(vision, text, init_logit_scale=init_logit_scale,
@@ -71,6 +80,14 @@ class CoCa(CLIP):
                          lock_freeze_norms=lock_freeze_norms)
         self.text_decoder = decoder
         self.pack_caption_logits = pack_caption_logits
+
+    def encode_image(self, image_B3HW: Tensor, normalize: bool = True) -> Tensor:
+        """As open_clip's ``CoCa.encode_image``: normalised unless ``normalize=False``."""
+        return super().encode_image(image_B3HW, normalize=normalize)
+
+    def encode_text(self, tokens_BL: Tensor, normalize: bool = True) -> Tensor:
+        """As open_clip's ``CoCa.encode_text``: normalised unless ``normalize=False``."""
+        return super().encode_text(tokens_BL, normalize=normalize)
 
     def forward(self, image: Tensor, text: Tensor) -> dict[str, Tensor | None]:
         image_feats_BD, image_tokens_BNW = self.visual.forward_with_tokens(image)

@@ -22,10 +22,11 @@ def _root(key: str) -> str:
     return key.split(".", 1)[0]
 
 
-def to_open_clip_state_dict(state_dict: Mapping[str, V]) -> dict[str, V]:
-    """Our layout -> open_clip plain ``CLIP`` layout (``text.x`` becomes ``x``); a CoCa dict
-    is returned as is (open_clip's ``CoCa`` keeps the ``text.`` prefix)."""
-    is_coca = any(_root(key) == "text_decoder" for key in state_dict)
+def to_open_clip_state_dict(state_dict: Mapping[str, V], custom_text: bool = False
+                            ) -> dict[str, V]:
+    """Our layout -> open_clip plain ``CLIP`` layout (``text.x`` becomes ``x``); a CoCa dict,
+    or any with ``custom_text`` (open_clip's ``CustomTextCLIP``), keeps the ``text.`` prefix."""
+    is_coca = custom_text or any(_root(key) == "text_decoder" for key in state_dict)
     converted: dict[str, V] = {}
     for key, value in state_dict.items():
         if key.startswith(TEXT_PREFIX):

@@ -21,8 +21,10 @@ class TimmVisionTower(nn.Module):
     """``timm.create_model(model_name)`` -> pooled features -> projection.
 
     ``pool``: timm global pool ('avg', 'token', ... or '' for the model's default).
-    ``proj``: 'linear' / 'mlp' head to ``output_dim`` (as open_clip's TimmModel), or 'none'
-    (the trunk's features are the embedding; their width must equal ``output_dim``).
+    ``proj``: 'linear' / 'mlp' head to ``output_dim`` (as open_clip's TimmModel), 'none'
+    (the trunk's features are the embedding; their width must equal ``output_dim``), or None
+    (open_clip's ``timm_proj: null``: timm's own classifier, sized ``output_dim``, is the
+    projection, e.g. EVA02, MobileCLIP, PE-Core).
     ``pretrained``: trunk weights (a timm checkpoint file or ``hf-hub:timm/NAME`` in the local
     cache); its classifier is dropped. ``model_kwargs`` go to ``timm.create_model`` (e.g.
     ``img_size``); ``image_size`` defaults to the model's own input size.
@@ -34,7 +36,7 @@ class TimmVisionTower(nn.Module):
         output_dim: int = 512,
         image_size: int | None = None,
         pool: str = "avg",
-        proj: Literal["linear", "mlp", "none"] = "linear",
+        proj: Literal["linear", "mlp", "none"] | None = "linear",
         proj_bias: bool = False,
         drop: float = 0.0,
         drop_path: float | None = None,
@@ -46,8 +48,9 @@ class TimmVisionTower(nn.Module):
         import timm
         from timm.layers import Mlp
 
-        if proj not in ("linear", "mlp", "none"):
-            raise ValueError(f"TimmVisionTower: proj must be 'linear', 'mlp' or 'none', got {proj!r}")
+        if proj not in ("linear", "mlp", "none", None):
+            raise ValueError(f"TimmVisionTower: proj must be 'linear', 'mlp', 'none' or None, got "
+                             f"{proj!r}")
         if model_name not in timm.list_models():
             raise ValueError(f"TimmVisionTower: unknown timm model {model_name!r}")
         self.model_name = model_name
@@ -61,11 +64,12 @@ class TimmVisionTower(nn.Module):
         if drop_path is not None:
             extra["drop_path_rate"] = drop_path
         # Same construction as open_clip's TimmModel, so parameters and outputs line up.
-        if proj == "none":
+        if proj in ("none", None):
             # pool '' keeps the model's default pooling (timm reads global_pool='' as "none")
-            self.trunk = timm.create_model(model_name, pretrained=False, num_classes=0,
+            self.trunk = timm.create_model(model_name, pretrained=False,
+                                           num_classes=0 if proj == "none" else output_dim,
                                            **({"global_pool": pool} if pool else {}), **extra)
-            if self.trunk.num_features != output_dim:
+            if proj == "none" and self.trunk.num_features != output_dim:
                 raise ValueError(f"TimmVisionTower: proj='none' needs output_dim == the trunk's "
                                  f"num_features {self.trunk.num_features}, got {output_dim}")
         else:
@@ -88,14 +92,19 @@ class TimmVisionTower(nn.Module):
             self.load_trunk_weights(pretrained)
 
     def load_trunk_weights(self, source: str) -> None:
-        """Load a timm checkpoint into the trunk, dropping its (reset) classifier."""
+        """Load a timm checkpoint into the trunk, dropping its (reset) classifier; with
+        ``proj=None`` the ``output_dim`` classifier keeps its initial weights."""
         weights = resolve_source(source).weights
         state_dict = load_state_dict_file(weights)
         classifier = self.trunk.pretrained_cfg.get("classifier") or "head"
         classifiers = (classifier,) if isinstance(classifier, str) else tuple(classifier)
         target = self.trunk.state_dict()
+        is_classifier = tuple(c + "." for c in classifiers)
         state_dict = {key: value for key, value in state_dict.items()
-                      if key in target or not key.startswith(tuple(c + "." for c in classifiers))}
+                      if not key.startswith(is_classifier)
+                      or (key in target and target[key].shape == value.shape)}
+        state_dict.update({key: value for key, value in target.items()
+                           if key.startswith(is_classifier) and key not in state_dict})
         check_state_dict_fits(target, state_dict, str(weights), f"timm {self.model_name}")
         self.trunk.load_state_dict(state_dict, strict=True)
 

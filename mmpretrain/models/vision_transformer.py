@@ -1,11 +1,13 @@
 """ViT image tower with open_clip's ``VisionTransformer`` state-dict layout and init."""
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
 from mmpretrain.models.locking import lock_parameters, transformer_tail
 from mmpretrain.nn.attention import AttentionBackendName
-from mmpretrain.nn.transformer import Transformer
+from mmpretrain.nn.transformer import Activation, Transformer
 
 
 class VisionTransformer(nn.Module):
@@ -18,6 +20,11 @@ class VisionTransformer(nn.Module):
     ``max(1, round((1 - p) * T))`` of its T patch tokens (after positional embedding; the CLS
     token always stays), which cuts the transformer's cost by about that fraction. Evaluation
     sees every patch.
+
+    open_clip options: ``activation`` ('quick_gelu' for OpenAI weights), ``norm_eps``,
+    ``ls_init_value`` (LayerScale), ``no_ln_pre`` (no ``ln_pre``), ``pool_type`` 'tok' (CLS)
+    or 'avg' (mean of the patch tokens), ``final_ln_after_pool`` (``ln_post`` on the pooled
+    token instead of on every token: CLIPA).
     """
 
     def __init__(
@@ -32,8 +39,16 @@ class VisionTransformer(nn.Module):
         attn_backend: AttentionBackendName = "auto",
         grad_checkpointing: bool = False,
         patch_dropout: float = 0.0,
+        activation: Activation = "gelu",
+        norm_eps: float = 1e-5,
+        ls_init_value: float | None = None,
+        no_ln_pre: bool = False,
+        pool_type: Literal["tok", "avg"] = "tok",
+        final_ln_after_pool: bool = False,
     ):
         super().__init__()
+        if pool_type not in ("tok", "avg"):
+            raise ValueError(f"VisionTransformer: pool_type must be 'tok' or 'avg', got {pool_type!r}")
         if image_size % patch_size != 0:
             raise ValueError(f"VisionTransformer: image_size {image_size} must be a multiple of "
                              f"patch_size {patch_size}")
@@ -46,16 +61,21 @@ class VisionTransformer(nn.Module):
         self.grid_size = image_size // patch_size
         self.width = width
         self.output_dim = output_dim
+        self.activation, self.norm_eps, self.ls_init_value = activation, norm_eps, ls_init_value
+        self.no_ln_pre, self.pool_type = no_ln_pre, pool_type
+        self.final_ln_after_pool = final_ln_after_pool
 
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
         scale = width ** -0.5
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         num_tokens = self.grid_size ** 2 + 1
         self.positional_embedding = nn.Parameter(scale * torch.randn(num_tokens, width))
-        self.ln_pre = nn.LayerNorm(width)
+        self.ln_pre = nn.Identity() if no_ln_pre else nn.LayerNorm(width, eps=norm_eps)
         self.transformer = Transformer(width, layers, heads, mlp_ratio, attn_backend=attn_backend,
-                                       grad_checkpointing=grad_checkpointing)
-        self.ln_post = nn.LayerNorm(width)
+                                       grad_checkpointing=grad_checkpointing,
+                                       activation=activation, norm_eps=norm_eps,
+                                       ls_init_value=ls_init_value)
+        self.ln_post = nn.LayerNorm(width, eps=norm_eps)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
     def forward(self, image_B3HW: Tensor) -> Tensor:
@@ -81,8 +101,12 @@ class VisionTransformer(nn.Module):
         return self.ln_pre(tokens_BTW)
 
     def pool(self, tokens_BTW: Tensor) -> Tensor:
-        """Transformer output -> projected CLS features ``[B, output_dim]``."""
-        return self.ln_post(tokens_BTW[:, 0]) @ self.proj
+        """Transformer output -> projected pooled features ``[B, output_dim]``."""
+        if self.pool_type == "tok":  # LayerNorm is per token: normalise the CLS token alone
+            return self.ln_post(tokens_BTW[:, 0]) @ self.proj
+        if self.final_ln_after_pool:
+            return self.ln_post(tokens_BTW[:, 1:].mean(dim=1)) @ self.proj
+        return self.ln_post(tokens_BTW[:, 1:]).mean(dim=1) @ self.proj
 
     def _drop_patches(self, tokens_BTW: Tensor) -> Tensor:
         batch, num_tokens, width = tokens_BTW.shape

@@ -1,11 +1,12 @@
 """Pre-norm transformer stack with open_clip's state-dict layout.
 
 Keys: ``resblocks.{i}.ln_1``, ``.attn.{in_proj_weight,in_proj_bias,out_proj}``, ``.ln_2``,
-``.mlp.c_fc``, ``.mlp.c_proj``. Tensors are batch-first ``[B, M, D]``.
+``.mlp.c_fc``, ``.mlp.c_proj`` and, with LayerScale, ``.ls_1.gamma`` / ``.ls_2.gamma``.
+Tensors are batch-first ``[B, M, D]``.
 """
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -14,27 +15,65 @@ from torch.utils.checkpoint import checkpoint
 from mmpretrain.nn.attention import AttentionBackendName, MultiheadSelfAttention, resolve_backend
 
 
+# open_clip's activations: nn.GELU, GELU(approximate='tanh') (SigLIP 2's act_kwargs), QuickGELU
+# (OpenAI's original CLIP weights, `quick_gelu: true`).
+Activation = Literal["gelu", "gelu_tanh", "quick_gelu"]
+
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x), the activation OpenAI's CLIP weights were trained with."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def make_activation(name: Activation) -> nn.Module:
+    if name == "gelu":
+        return nn.GELU()
+    if name == "gelu_tanh":
+        return nn.GELU(approximate="tanh")
+    if name == "quick_gelu":
+        return QuickGELU()
+    raise ValueError(f"activation must be 'gelu', 'gelu_tanh' or 'quick_gelu', got {name!r}")
+
+
+class LayerScale(nn.Module):
+    """Per-channel learned scale ``gamma`` (CaiT), open_clip's ``ls_1`` / ``ls_2``."""
+
+    def __init__(self, width: int, init_value: float):
+        super().__init__()
+        self.gamma = nn.Parameter(init_value * torch.ones(width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+
 class ResidualAttentionBlock(nn.Module):
-    """x + attn(ln_1(x)), then x + mlp(ln_2(x)) with a GELU MLP."""
+    """x + ls_1(attn(ln_1(x))), then x + ls_2(mlp(ln_2(x))); LayerScale only with
+    ``ls_init_value``. ``norm_eps`` is the LayerNorms' epsilon (SigLIP: 1e-6)."""
 
     def __init__(self, width: int, heads: int, mlp_ratio: float = 4.0,
-                 attn_backend: AttentionBackendName = "auto"):
+                 attn_backend: AttentionBackendName = "auto", activation: Activation = "gelu",
+                 norm_eps: float = 1e-5, ls_init_value: float | None = None):
         super().__init__()
         mlp_width = int(width * mlp_ratio)
-        self.ln_1 = nn.LayerNorm(width)
+        self.ln_1 = nn.LayerNorm(width, eps=norm_eps)
         self.attn = MultiheadSelfAttention(width, heads, backend=attn_backend)
-        self.ln_2 = nn.LayerNorm(width)
+        self.ls_1 = LayerScale(width, ls_init_value) if ls_init_value is not None else nn.Identity()
+        self.ln_2 = nn.LayerNorm(width, eps=norm_eps)
         self.mlp = nn.Sequential(OrderedDict([
             ("c_fc", nn.Linear(width, mlp_width)),
-            ("gelu", nn.GELU()),
+            ("gelu", make_activation(activation)),
             ("c_proj", nn.Linear(mlp_width, width)),
         ]))
+        self.ls_2 = LayerScale(width, ls_init_value) if ls_init_value is not None else nn.Identity()
 
     def forward(self, x_BMD: Tensor, *, causal: bool = False,
                 key_padding_mask_BM: Tensor | None = None, attn_bias: Any = None) -> Tensor:
-        x_BMD = x_BMD + self.attn(self.ln_1(x_BMD), causal=causal,
-                                  key_padding_mask_BM=key_padding_mask_BM, attn_bias=attn_bias)
-        return x_BMD + self.mlp(self.ln_2(x_BMD))
+        x_BMD = x_BMD + self.ls_1(self.attn(self.ln_1(x_BMD), causal=causal,
+                                            key_padding_mask_BM=key_padding_mask_BM,
+                                            attn_bias=attn_bias))
+        return x_BMD + self.ls_2(self.mlp(self.ln_2(x_BMD)))
 
 
 class Transformer(nn.Module):
@@ -46,7 +85,8 @@ class Transformer(nn.Module):
 
     def __init__(self, width: int, layers: int, heads: int, mlp_ratio: float = 4.0,
                  attn_backend: AttentionBackendName = "auto", causal: bool = False,
-                 grad_checkpointing: bool = False):
+                 grad_checkpointing: bool = False, activation: Activation = "gelu",
+                 norm_eps: float = 1e-5, ls_init_value: float | None = None):
         super().__init__()
         self.width = width
         self.layers = layers
@@ -54,7 +94,9 @@ class Transformer(nn.Module):
         self.grad_checkpointing = grad_checkpointing
         self.attn_backend = resolve_backend(attn_backend)
         self.resblocks = nn.ModuleList([
-            ResidualAttentionBlock(width, heads, mlp_ratio, attn_backend=self.attn_backend)
+            ResidualAttentionBlock(width, heads, mlp_ratio, attn_backend=self.attn_backend,
+                                   activation=activation, norm_eps=norm_eps,
+                                   ls_init_value=ls_init_value)
             for _ in range(layers)
         ])
 

@@ -158,7 +158,8 @@ class ContrastiveTask(LightningModule):
                 raise ValueError("ContrastiveTask: view_head needs >= 2 extra views per image "
                                  "(data.init_args.extra_views: 2 with ContrastiveDataModule)")
             views_BV3HW = batch["views"]
-            embeds_ND = self.view_head(self.model.encode_image(views_BV3HW.flatten(0, 1)))
+            embeds_ND = self.view_head(self.model.encode_image(views_BV3HW.flatten(0, 1),
+                                                                normalize=False))
             out["view_embeddings"] = F.normalize(embeds_ND, dim=-1).view(
                 *views_BV3HW.shape[:2], -1)
         return out

@@ -290,5 +290,7 @@ def test_missing_and_unknown_sources_fail_clearly(tmp_path):
         resolve_source(f"local-dir:{tmp_path}")
     with pytest.raises(KeyError, match="unknown model 'ViT-Nope'"):
         from_open_clip("ViT-Nope")
-    with pytest.raises(ValueError, match="quick_gelu"):
-        from_open_clip("ViT-B-32-quickgelu")
+    with pytest.raises(ValueError, match="vision_cfg.qk_norm=True is not supported"):
+        from_open_clip("ViT-B-32", overrides={"vision_cfg": {"qk_norm": True}})
+    with pytest.raises(ValueError, match="text_cfg.act_kwargs"):
+        from_open_clip("ViT-B-32", overrides={"text_cfg": {"act_kwargs": {"inplace": True}}})

@@ -99,12 +99,12 @@ def test_config_refusals():
     with pytest.raises(ValueError, match="timm_model_pretrained=true would download"):
         clip_from_open_clip_config({**TIMM_CFG, "vision_cfg": {
             **TIMM_CFG["vision_cfg"], "timm_model_pretrained": True}})
-    with pytest.raises(ValueError, match="timm_proj='mlp' is not supported"):
+    with pytest.raises(ValueError, match="timm_pool='abs_attn' is not supported"):
         clip_from_open_clip_config({**TIMM_CFG, "vision_cfg": {
-            **TIMM_CFG["vision_cfg"], "timm_proj": "mlp"}})
-    with pytest.raises(ValueError, match="vision_cfg.layers is not supported"):
+            **TIMM_CFG["vision_cfg"], "timm_pool": "abs_attn"}})
+    with pytest.raises(ValueError, match="vision_cfg.depth is not an open_clip config key"):
         clip_from_open_clip_config({**TIMM_CFG, "vision_cfg": {
-            **TIMM_CFG["vision_cfg"], "layers": 12}})
+            **TIMM_CFG["vision_cfg"], "depth": 12}})
 
 
 def test_timm_clip_exports_to_open_clip(reference, images, tmp_path):

@@ -170,10 +170,10 @@ def test_config_overrides_and_errors():
     assert model.text.positional_embedding.shape == (16, 128)
     assert model.visual.positional_embedding.shape == (65, 128)
     assert model.visual.transformer.resblocks[0].attn.heads == 4
-    with pytest.raises(ValueError, match="vision_cfg.head_width is not supported"):  # timm tower
-        create_clip("tiny", vision_cfg={"timm_model_name": "vit_base_patch16_224"})
-    with pytest.raises(ValueError, match="quick_gelu"):
-        create_clip("tiny", quick_gelu=True)
+    with pytest.raises(ValueError, match="vision_cfg.heads is not an open_clip config key"):
+        create_clip("tiny", vision_cfg={"heads": 4})
+    quick = create_clip("tiny", attn_backend="sdpa", quick_gelu=True)
+    assert type(quick.text.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
     with pytest.raises(ValueError, match="text_cfg.width must be an int"):
         create_clip("tiny", text_cfg={"width": "wide"})
     vision = VisionTransformer(image_size=32, patch_size=8, width=32, layers=1, heads=4,
