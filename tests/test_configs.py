@@ -77,7 +77,21 @@ FAMILY_DATA: dict[str, tuple[str, list[str]]] = {
     "configs/exp/continual/quickstart": ("continual_stream_shards", [
         "--data.init_args.stream.root={root}", "--model.init_args.init_from=null"]),
     "configs/exp/interleaved/": ("interleaved_shards", []),
+    # from_open_clip configs name full-size open_clip architectures; the test shrinks each one
+    # (same kind of towers) through `overrides` so two CPU steps stay cheap
+    "configs/exp/clip/from_open_clip/vit_b32_openai": ("image_text_shards", ['--model.init_args.model.init_args.overrides={"embed_dim": 32, "vision_cfg": {"layers": 1, "width": 32, "head_width": 16, "patch_size": 16, "image_size": 32}, "text_cfg": {"layers": 1, "width": 32, "heads": 2, "context_length": 16}}', '--data.init_args.image_size=32', '--data.init_args.context_length=16']),
+    "configs/exp/clip/from_open_clip/rn50_openai": ("image_text_shards", ['--model.init_args.model.init_args.overrides={"embed_dim": 32, "vision_cfg": {"layers": [1, 1, 1, 1], "width": 16, "image_size": 64}, "text_cfg": {"layers": 1, "width": 32, "heads": 2, "context_length": 16}}', '--data.init_args.image_size=64', '--data.init_args.context_length=16']),
+    "configs/exp/clip/from_open_clip/eva02_b16_lit": ("image_text_shards", ['--model.init_args.model.init_args.overrides={"embed_dim": 32, "vision_cfg": {"timm_model_name": "eva02_tiny_patch14_224"}, "text_cfg": {"layers": 1, "width": 32, "heads": 2, "context_length": 16}}', '--data.init_args.image_size=224', '--data.init_args.context_length=16']),
+    "configs/exp/clip/from_open_clip/mobileclip_s1": ("image_text_shards", ['--model.init_args.model.init_args.overrides={"embed_dim": 32, "vision_cfg": {"timm_model_name": "fastvit_mci0", "image_size": 64}, "text_cfg": {"layers": 1, "width": 32, "heads": 2, "context_length": 16}}', '--data.init_args.image_size=64', '--data.init_args.context_length=16']),
+    "configs/exp/clip/from_open_clip/coca_vit_b32": ("image_text_shards", ['--model.init_args.model.init_args.overrides={"embed_dim": 32, "vision_cfg": {"layers": 1, "width": 32, "head_width": 16, "patch_size": 16, "image_size": 32, "attn_pooler_heads": 2, "attn_pooler_queries": 9}, "text_cfg": {"layers": 1, "width": 32, "heads": 2, "context_length": 16}, "multimodal_cfg": {"width": 32, "heads": 2, "layers": 1, "context_length": 16}}', '--data.init_args.image_size=32', '--data.init_args.context_length=16']),
+    "configs/exp/clip/from_open_clip/siglip_b16": ("image_text_shards", ['--model.init_args.model.init_args.overrides={"embed_dim": 192, "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224"}, "text_cfg": {"layers": 1, "width": 32, "heads": 2, "context_length": 16, "vocab_size": 49408}}', '--data.init_args.image_size=224', '--data.init_args.context_length=16', '--data.init_args.tokenizer=null']),
 }
+
+
+def _with_paths(arg: str, paths: dict[str, Path]) -> str:
+    for name, path in paths.items():
+        arg = arg.replace("{" + name + "}", str(path))
+    return arg
 
 
 def _family_data(experiment: str, request) -> list[str]:
@@ -86,7 +100,7 @@ def _family_data(experiment: str, request) -> list[str]:
             fixture, extra = FAMILY_DATA[prefix]
             shards = request.getfixturevalue(fixture)
             # `{name}` in an extra argument is the fixture's path of that name
-            return [*_data_overrides(shards), *(arg.format(**shards) for arg in extra)]
+            return [*_data_overrides(shards), *(_with_paths(arg, shards) for arg in extra)]
     return _data_overrides(request.getfixturevalue("image_text_shards"))
 
 

@@ -106,6 +106,11 @@ def from_open_clip(
     grad_checkpointing: bool = False,
     max_logit_scale: float | None = 100.0,
     overrides: dict[str, Any] | None = None,
+    lock_image: bool = False,
+    lock_image_unlocked_blocks: int = 0,
+    lock_text: bool = False,
+    lock_text_unlocked_blocks: int = 0,
+    lock_freeze_norms: bool = True,
 ) -> CLIP:
     """Our :class:`CLIP` built like ``open_clip.create_model(model_name, pretrained)``, offline.
 
@@ -115,6 +120,7 @@ def from_open_clip(
     ``image_size`` / ``context_length`` override the config; position embeddings are resized.
     ``overrides``: deep-merged into the open_clip config before building (e.g. a smaller
     ``vision_cfg`` for a CPU smoke run; weights then no longer fit).
+    ``lock_*``: LiT-style locking after loading, as :class:`CLIP`'s arguments.
     Usable as a YAML model: ``class_path: mmpretrain.models.from_open_clip``.
     """
     if model_name.startswith(("local-dir:", "hf-hub:")):
@@ -141,6 +147,10 @@ def from_open_clip(
                                        max_logit_scale=max_logit_scale)
     if weights is not None:
         load_clip_weights(model, load_state_dict_file(weights), str(weights))
+    if lock_image:
+        model.lock_image_tower(lock_image_unlocked_blocks, lock_freeze_norms)
+    if lock_text:
+        model.lock_text_tower(lock_text_unlocked_blocks, lock_freeze_norms)
     return model
 
 
