@@ -118,6 +118,8 @@ def test_coca_defaults_and_caption_logits_equal_open_clip(hf_cache):
     overrides, size, _ = FAMILIES["coca_ViT-B-32"]
     torch.manual_seed(0)
     reference = open_clip_model("coca_ViT-B-32", overrides).eval()
+    with torch.no_grad():  # open_clip leaves the decoder's projection uninitialised (torch.empty)
+        torch.nn.init.normal_(reference.text_decoder.text_projection, std=0.02)
     ours = from_open_clip("coca_ViT-B-32", attn_backend="sdpa", overrides=overrides)
     ours.load_state_dict(reference.state_dict())
     ours.eval()
