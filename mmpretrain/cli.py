@@ -1,155 +1,81 @@
-"""`mmpretrain` console script: LightningCLI (fit/validate/test/predict) plus extra commands.
+"""`mmpretrain` console script: a light dispatcher in front of LightningCLI and the extra commands.
 
-A run is a stack of YAML files (`-c trainer.yaml -c exp.yaml -c ablation.yaml`); later files
-override earlier ones. The run directory is `trainer.default_root_dir`: checkpoints go to
-`RUN_DIR/checkpoints`, CSV and TensorBoard logs to `RUN_DIR/logs`, and every validate/test
-writes `RUN_DIR/metrics.json`.
+`mmpretrain fit|validate|test|predict ...` runs LightningCLI (`mmpretrain/lightning_cli.py`);
+`mmpretrain <command> ...` runs `mmpretrain/commands/<command>.py`. Nothing heavy is imported
+here: `mmpretrain --help` lists the commands without importing torch, and each command imports
+only what it uses, so a command starts in about the time its own imports take.
 """
 
 from __future__ import annotations
 
-import json
-import pickle
+import os
 import sys
-import warnings
-from pathlib import Path
 from typing import Any
 
-from lightning.fabric.plugins import CheckpointIO
-from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from mmpretrain.commands import available_commands, command_help
 
-from mmpretrain.callbacks import (
-    AtomicModelCheckpoint,
-    DataStatsLogger,
-    MetricsFileWriter,
-    PreemptionCheckpoint,
-    SelectionStatsLogger,
-)
-from mmpretrain.commands import available_commands, command_help, run_command
-from mmpretrain.plugins import AtomicCheckpointIO, load_checkpoint_file
+LIGHTNING_SUBCOMMANDS = {
+    "fit": "train a model (a config stack: -c trainer.yaml -c exp.yaml [-c ablation.yaml])",
+    "validate": "evaluate a checkpoint on the validation set (--ckpt_path) and write metrics.json",
+    "test": "evaluate a checkpoint on the test set (--ckpt_path) and write metrics.json",
+    "predict": "run the model's predict step over the predict set",
+}
 
-DEFAULT_RUN_DIR = "runs/default"
-
-# Our IterableDataset's __len__ is per-rank and worker-aware (ShardStream), so Lightning's
-# generic caution does not apply; the stream also carries its own resume state.
-warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined.*")
-warnings.filterwarnings("ignore", message=r".*not resumable.*")
-# Lightning 2.6 against torch 2.14 warns about its own pytree use on every run
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# the LightningCLI side, imported on first use so that `import mmpretrain.cli` stays light
+_LAZY = ("MMPretrainCLI", "run_lightning_cli", "format_evaluation")
 
 
-def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """Point loggers and checkpoints at the run dir unless the config chose them explicitly;
-    checkpoints are written atomically and SIGTERM saves `last.ckpt` before exiting."""
-    run_dir = Path(config.get("default_root_dir") or DEFAULT_RUN_DIR)
-    config["default_root_dir"] = str(run_dir)
-    if config.get("logger") in (None, True):
-        csv_logger = CSVLogger(save_dir=str(run_dir), name="logs")
-        # one version folder per invocation holds the CSV, TensorBoard events and config.yaml
-        config["logger"] = [
-            csv_logger,
-            TensorBoardLogger(save_dir=str(run_dir), name="logs", version=csv_logger.version),
-        ]
-    callbacks: list[Callback] = list(config.get("callbacks") or [])
-    if config.get("enable_progress_bar") is False:
-        # A trainer overlay may list a progress bar; turning bars off must not be an error.
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    if config.get("enable_checkpointing", True) is not False:
-        checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
-        if not checkpoints:
-            callbacks.append(AtomicModelCheckpoint(save_last=True))
-            checkpoints = callbacks[-1:]
-        for checkpoint in checkpoints:
-            if checkpoint.dirpath is None:
-                checkpoint.dirpath = str(run_dir / "checkpoints")
-    for infrastructure in (MetricsFileWriter, DataStatsLogger, SelectionStatsLogger,
-                           PreemptionCheckpoint):
-        if not any(isinstance(c, infrastructure) for c in callbacks):
-            callbacks.append(infrastructure())
-    config["callbacks"] = callbacks
-    plugins = config.get("plugins")
-    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
-    if not any(isinstance(p, CheckpointIO) for p in plugins):
-        plugins.append(AtomicCheckpointIO())
-    config["plugins"] = plugins
-    return config
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from mmpretrain import lightning_cli
+
+        return getattr(lightning_cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class MMPretrainCLI(LightningCLI):
-    def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads `--ckpt_path` (weights_only) for saved hyperparameters; a file that
-        is not a safe checkpoint gets the same clear refusal as the trainer's own load."""
-        try:
-            super()._parse_ckpt_path()
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as exn:
-            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
-            load_checkpoint_file(ckpt_path)  # raises the clear ValueError
-            raise exn
-
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
-        return super()._instantiate_trainer(_with_run_dir_defaults(config), callbacks)
-
-    def after_validate(self) -> None:
-        self._print_metrics_file()
-
-    def after_test(self) -> None:
-        self._print_metrics_file()
-
-    def _print_metrics_file(self) -> None:
-        if not self.trainer.is_global_zero:
-            return
-        writer = next((c for c in self.trainer.callbacks if isinstance(c, MetricsFileWriter)), None)
-        if writer is None or writer.last_path is None:
-            return
-        metrics = json.loads(writer.last_path.read_text())
-        print(format_evaluation(metrics))
-        print(f"metrics written to {writer.last_path}")
-
-
-def format_evaluation(metrics: dict[str, Any]) -> str:
-    """Human summary of the headline metrics (zero-shot vs chance, retrieval)."""
-    lines = ["", "Final evaluation"]
-    if "zeroshot_top1" in metrics:
-        chance = metrics.get("chance_top1", float("nan"))
-        ratio = metrics["zeroshot_top1"] / chance if chance else float("nan")
-        lines.append(
-            f"  zero-shot top-1 {100 * metrics['zeroshot_top1']:.1f}%  top-5 "
-            f"{100 * metrics.get('zeroshot_top5', float('nan')):.1f}%  (chance {100 * chance:.1f}%,"
-            f" {ratio:.1f}x chance)")
-    for direction, label in (("i2t", "image->text"), ("t2i", "text->image")):
-        if f"{direction}_r1" in metrics:
-            lines.append(
-                f"  {label:12s} R@1 {100 * metrics[f'{direction}_r1']:.1f}%  R@5 "
-                f"{100 * metrics[f'{direction}_r5']:.1f}%  R@10 {100 * metrics[f'{direction}_r10']:.1f}%")
+def usage() -> str:
+    lines = ["usage: mmpretrain COMMAND [options]   (mmpretrain COMMAND --help for a command's options)",
+             "", "training and evaluation (LightningCLI):"]
+    lines += [f"  {name:14s} {text}" for name, text in LIGHTNING_SUBCOMMANDS.items()]
+    lines += ["", "extra commands:", command_help(), "",
+              "A run is a stack of YAML files, later ones overriding earlier ones:",
+              "  mmpretrain fit -c configs/trainer/cpu.yaml -c configs/exp/clip/quickstart.yaml",
+              "See docs/cli.md."]
     return "\n".join(lines)
-
-
-def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> MMPretrainCLI:
-    return MMPretrainCLI(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-        args=args,
-        run=run,
-        auto_configure_optimizers=False,
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if args else 2)
     extra = available_commands()
-    if args and args[0] in extra:
-        sys.exit(run_command(args[0], args[1:]))
-    if args and args[0] in ("-h", "--help") and extra:
-        print(f"extra commands (besides fit/validate/test/predict):\n{command_help()}\n")
-    # LightningCLI reads sys.argv itself; passing args as well only triggers a warning.
-    run_lightning_cli(argv)
+    if args[0] in extra:
+        sys.exit(run_command_by_name(args[0], args[1:]))
+    from mmpretrain.lightning_cli import run_lightning_cli
+
+    try:
+        run_lightning_cli(argv)  # None: LightningCLI reads sys.argv itself
+    except Exception as exn:
+        if not is_dead_end(exn) or os.environ.get("MMPRETRAIN_DEBUG"):
+            raise
+        print(f"error: {exn}", file=sys.stderr)
+        sys.exit(2)
+
+
+def is_dead_end(exn: BaseException) -> bool:
+    """A run that cannot start for a reason the message fully explains (a missing
+    prerequisite, a checkpoint of another architecture): no traceback."""
+    from mmpretrain.models.state_dict_check import CheckpointMismatchError
+    from mmpretrain.prerequisites import PrerequisiteError
+
+    return isinstance(exn, (PrerequisiteError, CheckpointMismatchError))
+
+
+def run_command_by_name(name: str, argv: list[str]) -> int:
+    from mmpretrain.commands import run_command
+
+    return run_command(name, argv)
 
 
 if __name__ == "__main__":

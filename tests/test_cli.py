@@ -59,6 +59,7 @@ def test_format_evaluation_reports_ratio_to_chance():
                               "i2t_r1": 0.1, "i2t_r5": 0.2, "i2t_r10": 0.3,
                               "t2i_r1": 0.1, "t2i_r5": 0.2, "t2i_r10": 0.3})
     assert "5.0x chance" in text and "image->text" in text and "R@10 30.0%" in text
+    assert "Final metrics" in text
 
 
 def test_unknown_config_key_fails_with_its_name(image_text_shards, tmp_path, capsys):

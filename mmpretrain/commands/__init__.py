@@ -7,8 +7,10 @@ name, so adding a command never edits the CLI.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
+from pathlib import Path
 
 
 def available_commands() -> dict[str, str]:
@@ -26,9 +28,17 @@ def run_command(name: str, argv: list[str]) -> int:
     return int(result or 0)
 
 
+def command_summary(module_name: str) -> str:
+    """A command module's `HELP` string, read from its source: listing the commands must not
+    import them (each pulls in torch and its own optional dependencies)."""
+    source = (Path(__path__[0]) / f"{module_name.rsplit('.', 1)[-1]}.py").read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "HELP" for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+    return ""
+
+
 def command_help() -> str:
-    lines = []
-    for name, path in sorted(available_commands().items()):
-        module = importlib.import_module(path)
-        lines.append(f"  {name:12s} {getattr(module, 'HELP', '')}")
-    return "\n".join(lines)
+    return "\n".join(f"  {name:14s} {command_summary(path)}"
+                     for name, path in sorted(available_commands().items()))
