@@ -13,35 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from mmpretrain.data.model_preprocess import preprocess_for
-from mmpretrain.data.transforms import CLIP_MEAN, CLIP_STD
-from mmpretrain.models.checkpoint_io import (
-    MMPRETRAIN_CONFIG_NAME,
-    OPEN_CLIP_CONFIG_NAME,
-    extract_state_dict,
-    read_checkpoint_file,
-    read_model_cfg,
-)
-from mmpretrain.models.checkpoints import (
-    ARCHITECTURE_ERROR_KEY,
-    ARCHITECTURE_KEY,
-    load_clip_weights,
-    named_model_cfg,
-    state_dict_of,
-)
-from mmpretrain.models.open_clip_layout import to_open_clip_state_dict
-from mmpretrain.models.registry import clip_from_open_clip_config
-
+# the model and data modules (torch, torchvision) are imported by `export`, after parsing
 HELP = "export a checkpoint to open_clip (local-dir) or plain safetensors files"
 OPEN_CLIP_WEIGHTS_NAME = "open_clip_model.safetensors"
 SAFETENSORS_WEIGHTS_NAME = "model.safetensors"
-# What our data pipeline feeds the model (mmpretrain.data.transforms, eval path).
-PREPROCESS_CFG = {"mean": list(CLIP_MEAN), "std": list(CLIP_STD), "interpolation": "bicubic",
-                  "resize_mode": "shortest"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _architecture(checkpoint: Any, model_cfg: str | None) -> tuple[dict[str, Any] | None, str]:
     """(open_clip config or None, why there is none)."""
+    from mmpretrain.models.checkpoint_io import read_model_cfg
+    from mmpretrain.models.checkpoints import ARCHITECTURE_ERROR_KEY, ARCHITECTURE_KEY, named_model_cfg
+
     if model_cfg is not None:
         path = Path(model_cfg)
         return (read_model_cfg(path) if path.is_file() else named_model_cfg(model_cfg)), ""
@@ -79,7 +62,13 @@ def _architecture(checkpoint: Any, model_cfg: str | None) -> tuple[dict[str, Any
 def preprocess_cfg(spec: str | None) -> dict[str, Any]:
     """The ``preprocess_cfg`` to write: mmpretrain's data default or a model's / tag's."""
     if spec is None:
-        return dict(PREPROCESS_CFG)
+        from mmpretrain.data.transforms import CLIP_MEAN, CLIP_STD
+
+        # what our data pipeline feeds the model (mmpretrain.data.transforms, eval path)
+        return {"mean": list(CLIP_MEAN), "std": list(CLIP_STD), "interpolation": "bicubic",
+                "resize_mode": "shortest"}
+    from mmpretrain.data.model_preprocess import preprocess_for
+
     cfg = preprocess_for(spec)
     cfg.pop("size")  # open_clip takes the size from the model's image tower
     return cfg
@@ -89,6 +78,16 @@ def export(ckpt: Path, to: str, out: Path, model_cfg: str | None = None,
            preprocess: str | None = None) -> list[Path]:
     """Write the export files into ``out``; returns their paths."""
     from safetensors.torch import save_file
+
+    from mmpretrain.models.checkpoint_io import (
+        MMPRETRAIN_CONFIG_NAME,
+        OPEN_CLIP_CONFIG_NAME,
+        extract_state_dict,
+        read_checkpoint_file,
+    )
+    from mmpretrain.models.checkpoints import load_clip_weights, state_dict_of
+    from mmpretrain.models.open_clip_layout import to_open_clip_state_dict
+    from mmpretrain.models.registry import clip_from_open_clip_config
 
     checkpoint = read_checkpoint_file(ckpt)
     state_dict = extract_state_dict(checkpoint, ckpt)
@@ -104,12 +103,14 @@ def export(ckpt: Path, to: str, out: Path, model_cfg: str | None = None,
         weights, config = out / OPEN_CLIP_WEIGHTS_NAME, out / OPEN_CLIP_CONFIG_NAME
         open_clip_state = to_open_clip_state_dict(state_dict, bool(cfg.get("custom_text")))
         save_file(open_clip_state, str(weights), metadata={"format": "pt"})
+        honour_umask(weights)
         config.write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess_cfg(preprocess)},
                                      indent=2))
         return [config, weights]
     weights = out / SAFETENSORS_WEIGHTS_NAME
     save_file({k: v.contiguous() for k, v in state_dict.items()}, str(weights),
               metadata={"format": "pt"})
+    honour_umask(weights)
     if cfg is None:
         return [weights]
     config = out / MMPRETRAIN_CONFIG_NAME
@@ -117,6 +118,14 @@ def export(ckpt: Path, to: str, out: Path, model_cfg: str | None = None,
                                   "builder": "mmpretrain.models.clip_from_open_clip_config",
                                   "preprocess_cfg": preprocess_cfg(preprocess)}, indent=2))
     return [config, weights]
+
+
+def honour_umask(path: Path) -> None:
+    """safetensors creates its file 0600; exported files are for sharing, so give them the
+    mode any other file written here gets (0666 less the umask), like `config.write_text`."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def main(argv: list[str]) -> int:

@@ -93,9 +93,9 @@ def _format(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     import open_clip
 
-    args = _parser().parse_args(argv)
     names = [name for name in open_clip.list_models()
              if not args.patterns or any(fnmatch.fnmatch(name, p) for p in args.patterns)]
     rows = [describe(name, args.params) for name in names]

@@ -6,7 +6,6 @@ import argparse
 import signal
 from pathlib import Path
 
-from mmpretrain.workflow.report import write_report
 from mmpretrain.workflow.sweep_runner import (
     plan_runs,
     run_plans,
@@ -79,6 +78,8 @@ def main(argv: list[str]) -> int:
         print(f"  {outcome.name:24s} {outcome.status:24s} {outcome.seconds:7.1f} s  {outcome.run_dir}")
     finished = [o.run_dir for o in outcomes if o.status in ("ok", "skipped")]
     if finished and not args.no_report:
+        from mmpretrain.workflow.report import write_report  # matplotlib: only when reporting
+
         report = write_report(finished, spec.out_dir / "report", [o.name for o in outcomes if o.run_dir in finished])
         print(f"report written to {report}")
     return 0 if len(finished) == len(outcomes) else 1

@@ -7,7 +7,8 @@ import os
 from collections.abc import Sequence
 
 import torch
-from open_clip.tokenizer import SimpleTokenizer
+
+from mmpretrain.data.open_clip_bpe import SimpleTokenizer
 
 # SimpleTokenizer memoises the BPE split of every distinct word forever; on web-scale
 # captions (URLs, hashes, typos) that grows without bound inside long-lived workers.
