@@ -42,6 +42,9 @@ warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` def
 warnings.filterwarnings("ignore", message=r".*not resumable.*")
 # Lightning 2.6 against torch 2.14 warns about its own pytree use on every run
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# A rerun in the same run dir is the normal case (resume, validate after fit, sweeps); the
+# checkpoint writes are atomic, so an existing last.ckpt is replaced whole, never mixed.
+warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
 
 
 def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -151,10 +154,11 @@ class MMPretrainCLI(LightningCLI):
 
 def _why_no_metrics(trainer: Trainer, stage: str) -> str:
     if stage == "fit" and not trainer.limit_val_batches:
-        return "validation is off (trainer.limit_val_batches=0)"
+        reason = "validation is off (trainer.limit_val_batches=0)"
+    else:
+        reason = "no validation/test set produced metrics (is data.init_args.val_shards set?)"
     loss = trainer.callback_metrics.get("train/loss")
-    tail = f"; last train/loss {float(loss):.4g}" if loss is not None else ""
-    return f"no validation/test set produced metrics (data.init_args.val_shards?){tail}"
+    return reason + (f"; last train/loss {float(loss):.4g}" if loss is not None and stage == "fit" else "")
 
 
 def raise_checkpoint_mismatch(model: LightningModule, ckpt_path: str) -> None:

@@ -8,8 +8,10 @@ from mmpretrain.callbacks.checkpointing import AtomicModelCheckpoint, Preemption
 from mmpretrain.callbacks.data_stats import DataStatsLogger
 from mmpretrain.callbacks.ema import EMAWeights
 from mmpretrain.callbacks.metrics_file import MetricsFileWriter
+from mmpretrain.callbacks.progress import StepProgressBar
 from mmpretrain.callbacks.sample_keys import SampleKeyLogger
 from mmpretrain.callbacks.selection_stats import SelectionStatsLogger
 
 __all__ = ["AtomicModelCheckpoint", "ChannelsLast", "ContinualEvaluation", "DataStatsLogger", "EMAWeights",
-           "MetricsFileWriter", "PreemptionCheckpoint", "SampleKeyLogger", "SelectionStatsLogger"]
+           "MetricsFileWriter", "PreemptionCheckpoint", "SampleKeyLogger", "SelectionStatsLogger",
+           "StepProgressBar"]
