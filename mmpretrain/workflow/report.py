@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from mmpretrain.workflow.plots import write_plots
-from mmpretrain.workflow.run_logs import RunLogs, flatten_config, load_run, varied_config_keys
+from mmpretrain.workflow.run_logs import (
+    RunLogs,
+    flatten_config,
+    load_run,
+    short_key_names,
+    varied_config_keys,
+)
 
 REPORT_FILENAME = "report.md"
 
@@ -64,6 +70,16 @@ def _format_config_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+def last_step(run: RunLogs) -> int | None:
+    """The run's optimizer steps, as `metrics.json` counts them. Lightning logs a training
+    step's scalars under the steps completed *before* it (the last of 220 steps is logged at
+    219), an evaluation's under the steps after it; `metrics.json` has the trainer's step."""
+    ends = [curve[-1][0] + (1 if tag.startswith("train/") else 0) for tag, curve in run.curves.items() if curve]
+    if isinstance(run.final.get("global_step"), int):
+        ends.append(run.final["global_step"])
+    return max(ends) if ends else None
+
+
 def summary_table(runs: list[RunLogs]) -> str:
     """Markdown table, one row per run; the best value of each metric column is bold."""
     rows = summary_rows(runs)
@@ -71,14 +87,16 @@ def summary_table(runs: list[RunLogs]) -> str:
     shown = [key for key in columns if any(row[key] is not None for row in rows)]
     varied = varied_config_keys(runs)
     flats = [flatten_config(run.config) for run in runs]
-    header = ["run", "last step", *(key.rsplit(".", 1)[-1] for key in varied), *(columns[k].header for k in shown)]
+    names = short_key_names(varied)
+    header = ["run", "last step", *(names[key] for key in varied), *(columns[k].header for k in shown)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {}
     for key in shown:
         values = [row[key] for row in rows if row[key] is not None]
         best[key] = max(values) if columns[key].higher_is_better else min(values)
     for run, row, flat in zip(runs, rows, flats):
-        cells = [run.name, str(run.max_step if run.max_step is not None else run.final.get("global_step", "–"))]
+        step = last_step(run)
+        cells = [run.name, "–" if step is None else str(step)]
         cells += [_format_config_value(flat.get(key)) for key in varied]
         for key in shown:
             text = _format(row[key], columns[key])

@@ -175,8 +175,15 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-# keys that differ between any two runs without being an ablation choice
+# keys that differ between runs without being an ablation choice: where a run writes, and how
+# much it prints (`verbose`, progress bars, model summary)
 _INCIDENTAL_KEYS = ("trainer.default_root_dir", "ckpt_path")
+_RUNTIME_ONLY_NAMES = ("verbose", "enable_progress_bar", "enable_model_summary", "refresh_rate",
+                       "default_root_dir", "dirpath", "save_dir", "ckpt_path")
+
+
+def is_runtime_only(key: str) -> bool:
+    return key in _INCIDENTAL_KEYS or key.rsplit(".", 1)[-1] in _RUNTIME_ONLY_NAMES
 
 
 def varied_config_keys(runs: list[RunLogs]) -> list[str]:
@@ -185,5 +192,20 @@ def varied_config_keys(runs: list[RunLogs]) -> list[str]:
     if len(flats) < 2:
         return []
     keys = sorted(set().union(*flats))
-    return [k for k in keys if k not in _INCIDENTAL_KEYS
+    return [k for k in keys if not is_runtime_only(k)
             and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
+
+
+def short_key_names(keys: list[str]) -> dict[str, str]:
+    """Each dotted key's shortest trailing part that no other key ends with, `init_args`
+    dropped: `...vision.init_args.width` / `...text.init_args.width` -> `vision.width` /
+    `text.width`, while a lone `...optimizer.init_args.lr` stays `lr`."""
+    parts = {key: [p for p in key.split(".") if p != "init_args"] or [key] for key in keys}
+    names = {}
+    for key, own in parts.items():
+        for n in range(1, len(own) + 1):
+            suffix = own[-n:]
+            if not any(other[-n:] == suffix for k, other in parts.items() if k != key):
+                break
+        names[key] = ".".join(own[-n:]) if n < len(own) else key
+    return names

@@ -36,8 +36,8 @@ def test_summary_marks_the_best_run(tmp_path):
             load_run(make_run(tmp_path / "b", 3e-3, [3.0, 1.5, 0.5], 0.6))]
     table = summary_table(runs).splitlines()
     assert table[0] == "| run | last step | lr | zero-shot top-1 | i2t R@1 | final loss |"
-    assert table[2] == "| a | 2 | 0.001 | 40.0% | 13.3% | 1 |"
-    assert table[3] == "| b | 2 | 0.003 | **60.0%** | **20.0%** | **0.5** |"
+    assert table[2] == "| a | 3 | 0.001 | 40.0% | 13.3% | 1 |"  # 3 steps: logged at 0, 1, 2
+    assert table[3] == "| b | 3 | 0.003 | **60.0%** | **20.0%** | **0.5** |"
 
 
 def test_report_command_writes_pngs_and_markdown(tmp_path, capsys):
