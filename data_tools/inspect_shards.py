@@ -5,7 +5,8 @@
 
 Per shard and in total: samples (members grouped by key as WebDataset does), member counts
 per extension, corrupt members (image that PIL cannot open+verify, invalid JSON or UTF-8,
-truncated data), unreadable or truncated tar files, samples without an image or a caption,
+truncated data), unreadable or truncated tar files, samples without a picture (an image, a
+video such as `mp4`, or trajectory `frames.npy`) or a caption,
 caption length statistics (characters and words) and agreement with `sizes.json`. Several
 specs can be joined with `::` as in open_clip. Exit status is 1 when any shard is missing,
 unreadable, truncated, holds corrupt members, or disagrees with sizes.json; else 0.
@@ -35,6 +36,8 @@ from rich.progress import track  # noqa: E402
 from mmpretrain.data.wds.writer import SIZES_FILENAME  # noqa: E402
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+# what a sample can show instead of an image: video-text clips and trajectory windows
+VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "avi", "mov", "frames.npy")
 CAPTION_EXTENSION = "txt"
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
@@ -140,7 +143,7 @@ def check_member(report: ShardReport, ext: str, data: bytes, full_decode: bool) 
 
 def _finish_sample(report: ShardReport, extensions: set[str]) -> None:
     report.samples += 1
-    report.samples_missing_image += not any(ext in IMAGE_EXTENSIONS for ext in extensions)
+    report.samples_missing_image += not any(ext in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS for ext in extensions)
     report.samples_missing_caption += CAPTION_EXTENSION not in extensions
 
 
@@ -252,7 +255,7 @@ def format_line(name: str, data: dict[str, Any]) -> str:
             + (f" (sizes.json {expected})" if expected is not None else "")
             + f" | members {extensions}"
             + f" | corrupt {corrupt if isinstance(corrupt, int) else len(corrupt)}"
-            + f" | no image {data['samples_missing_image']}"
+            + f" | no image/video {data['samples_missing_image']}"
             + f" | no caption {data['samples_missing_caption']}"
             + f" | empty caption {data['empty_captions']}"
             + (f" | ERROR {data['tar_error']}" if data.get("tar_error") else ""))
