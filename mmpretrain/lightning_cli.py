@@ -144,8 +144,6 @@ class MMPretrainCLI(LightningCLI):
             step = metrics.get("global_step")
         else:
             metrics, step = {}, trainer.global_step
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()
-                        if k.startswith("continual/") and stage == "fit"})
         continual_dir = Path(trainer.default_root_dir) / "continual"
         print(format_final_metrics(stage, metrics, step, path,
                                    continual_dir if continual_dir.is_dir() else None,

@@ -44,9 +44,12 @@ def _fit_args(shards: dict[str, Path], run_dir: Path, vision_layers: int = 1) ->
 
 
 def test_fit_ends_with_metrics_table_and_wrong_architecture_ckpt_is_one_summary(
-        image_text_shards, tmp_path, capsys):
+        image_text_shards, tmp_path, capsys, recwarn):
     main(["fit", *_fit_args(image_text_shards, tmp_path), "--trainer.max_steps=1",
           "--trainer.val_check_interval=1", "--trainer.limit_val_batches=2"])
+    # args from Python while sys.argv holds pytest's flags (as in `mmpretrain rollout`): no
+    # LightningCLI "args parameter" warning
+    assert not [w for w in recwarn if "args parameter" in str(w.message)]
     out = capsys.readouterr().out.rstrip().splitlines()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert out[-1] == f"metrics written to {tmp_path / 'metrics.json'}"
@@ -112,3 +115,4 @@ def test_video_robot_continual_tables_are_never_empty(tmp_path):
     assert lines[3] == f"  continual table: {continual / 'results.md'}"
     empty = format_final_metrics("fit", {}, 7, empty_reason="validation is off (trainer.limit_val_batches=0)")
     assert empty.splitlines()[-1] == "  no evaluation metrics: validation is off (trainer.limit_val_batches=0)"
+
