@@ -120,7 +120,7 @@ class MMPretrainCLI(LightningCLI):
             super()._run_subcommand(subcommand)
         except RuntimeError as exn:
             ckpt_path = self.config_init[subcommand].get("ckpt_path")
-            if ckpt_path and "Error(s) in loading state_dict" in str(exn):
+            if ckpt_path and Path(ckpt_path).is_file() and "Error(s) in loading state_dict" in str(exn):
                 raise_checkpoint_mismatch(self.model, ckpt_path)
             raise
 
