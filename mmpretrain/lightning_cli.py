@@ -29,6 +29,7 @@ from mmpretrain.callbacks import (
     PreemptionCheckpoint,
     SelectionStatsLogger,
 )
+from mmpretrain.eval.continual import RESULTS_DIRNAME
 from mmpretrain.exact_keys import ExactKeyArgumentParser
 from mmpretrain.plugins import AtomicCheckpointIO, load_checkpoint_file
 from mmpretrain.prerequisites import check_init_from
@@ -144,7 +145,7 @@ class MMPretrainCLI(LightningCLI):
             step = metrics.get("global_step")
         else:
             metrics, step = {}, trainer.global_step
-        continual_dir = Path(trainer.default_root_dir) / "continual"
+        continual_dir = Path(trainer.default_root_dir) / RESULTS_DIRNAME
         print(format_final_metrics(stage, metrics, step, path,
                                    continual_dir if continual_dir.is_dir() else None,
                                    empty_reason=_why_no_metrics(trainer, stage)), flush=True)

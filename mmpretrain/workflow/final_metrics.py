@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from mmpretrain.eval.continual import SUMMARY_FILENAME
+
 _BOOKKEEPING = ("stage", "global_step", "epoch")
 _CELLS_PER_ROW = 3
 
@@ -91,7 +93,7 @@ def format_final_metrics(stage: str, metrics: Mapping[str, float], step: int | N
 
 def continual_summary(continual_dir: Path) -> list[str]:
     """The final A_KA / A_ZS / GM of a continual run and where its full table is."""
-    summary_path = continual_dir / "summary.json"
+    summary_path = continual_dir / SUMMARY_FILENAME
     if not summary_path.is_file():
         return []
     summary = json.loads(summary_path.read_text())
