@@ -8,6 +8,7 @@ only what it uses, so a command starts in about the time its own imports take.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from typing import Any
@@ -52,6 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     extra = available_commands()
     if args[0] in extra:
         sys.exit(run_command_by_name(args[0], args[1:]))
+    if not args[0].startswith("-") and args[0] not in LIGHTNING_SUBCOMMANDS:
+        close = difflib.get_close_matches(args[0], [*LIGHTNING_SUBCOMMANDS, *extra], n=1)
+        hint = f"; did you mean {close[0]}?" if close else " (mmpretrain --help lists them)"
+        print(f"mmpretrain: unknown command {args[0]!r}{hint}", file=sys.stderr)
+        sys.exit(2)
     from mmpretrain.lightning_cli import run_lightning_cli
 
     try:

@@ -31,6 +31,13 @@ def test_help_and_import_load_no_torch():
         assert f"\n  {command} " in result.stdout
 
 
+def test_unknown_command_suggests_the_closest(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fitt", "-c", "x.yaml"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "mmpretrain: unknown command 'fitt'; did you mean fit?\n"
+
+
 def _fit_args(shards: dict[str, Path], run_dir: Path, vision_layers: int = 1) -> list[str]:
     return ["-c", str(REPO_ROOT / "configs/trainer/cpu.yaml"),
             "-c", str(REPO_ROOT / "configs/exp/clip/quickstart.yaml"),
