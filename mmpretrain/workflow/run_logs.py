@@ -1,6 +1,6 @@
 """Read what a run directory recorded: scalar curves, final evaluation, resolved config.
 
-Layout (see `mmpretrain/cli.py`): `RUN_DIR/logs/version_*/metrics.csv` (CSVLogger),
+Layout (see `mmpretrain/lightning_cli.py`): `RUN_DIR/logs/version_*/metrics.csv` (CSVLogger),
 `RUN_DIR/logs/version_*/events.out.tfevents.*` (TensorBoard), `RUN_DIR/logs/version_*/
 config.yaml` (LightningCLI's resolved config) and `RUN_DIR/metrics.json` (the last
 validate/test). Every `fit` or `validate` invocation adds new `version_*` folders, so a run
