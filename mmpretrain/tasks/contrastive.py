@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
