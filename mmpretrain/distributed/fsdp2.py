@@ -21,11 +21,11 @@ from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+from mmpretrain.distributed.original_shapes import record_original_shapes
 from mmpretrain.distributed.scalars import lift_scalar_parameters
 from mmpretrain.models.interleaved.cross_attention import GatedCrossAttentionBlock, VisualResampler
 from mmpretrain.models.robot.encoder import ImpalaResNet
 from mmpretrain.nn.transformer import ResidualAttentionBlock
-from mmpretrain.tasks.param_groups import record_original_shapes
 
 # ResidualAttentionBlock covers CrossAttentionBlock (CoCa's decoder), a subclass.
 SHARDED_BLOCK_TYPES: tuple[type[nn.Module], ...] = (
@@ -52,17 +52,21 @@ def shard_units(model: nn.Module) -> list[nn.Module]:
 
 def apply_fsdp2(model: nn.Module, mesh: DeviceMesh | None = None,
                 mp_policy: MixedPrecisionPolicy | None = None,
-                reshard_after_forward: bool = True) -> nn.Module:
+                reshard_after_forward: bool | None = None) -> nn.Module:
     """Shard ``model`` in place by its family's plan; returns it (now an ``FSDPModule``).
 
     Records original parameter shapes (for weight-decay groups) and lifts scalars before any
-    parameter becomes a ``DTensor`` shard."""
+    parameter becomes a ``DTensor`` shard. ``reshard_after_forward`` applies to the units; the
+    root keeps FSDP's automatic choice (no reshard after forward), which the tasks rely on:
+    they read root parameters after the forward (SigLIP's ``logit_bias`` output, the
+    interleaved LM's tied head and ``logit_scale``), and a resharded root would leave those
+    tensors pointing at freed storage."""
     record_original_shapes(model)
     lift_scalar_parameters(model)
-    kwargs = {"mesh": mesh, "reshard_after_forward": reshard_after_forward}
+    kwargs = {"mesh": mesh}
     if mp_policy is not None:
         kwargs["mp_policy"] = mp_policy
     for unit in shard_units(model):
-        fully_shard(unit, **kwargs)
+        fully_shard(unit, reshard_after_forward=reshard_after_forward, **kwargs)
     fully_shard(model, **kwargs)
     return model

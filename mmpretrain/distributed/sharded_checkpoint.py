@@ -29,7 +29,11 @@ from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner, _EmptyStateDictLoadPlanner
 from torch.distributed.checkpoint.planner import ReadItem
 
+from mmpretrain.distributed.scalars import restore_scalar_shapes
+
 META_FILE = "meta.pt"
+# names (Lightning state-dict keys) of 0-dim parameters lifted to [1] for sharding
+SCALARS_KEY = "mmpretrain_lifted_scalars"
 _VERSION_INFIX = ".shards-"
 _SAFE_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bytes",
                   "bool", "complex", "slice", "getattr"}
@@ -44,6 +48,11 @@ class _MetadataUnpickler(pickle.Unpickler):
         if module == "torch" and (name == "Size" or isinstance(
                 getattr(torch, name, None), (torch.dtype, torch.layout, torch.memory_format))):
             return getattr(torch, name)
+        if (module, name) == ("torch.serialization", "_get_layout"):  # a layout by its name
+            return super().find_class(module, name)
+        if module == "pathlib" and name in ("PosixPath", "WindowsPath", "PurePosixPath",
+                                            "PureWindowsPath"):  # the checkpoint id
+            return super().find_class(module, name)
         if module == "collections" and name == "OrderedDict":
             return super().find_class(module, name)
         if module == "builtins" and name in _SAFE_BUILTINS:
@@ -111,7 +120,7 @@ def save_sharded(state: dict[str, Any], meta: dict[str, Any], path: str | Path, 
         if target.exists():
             shutil.rmtree(target)
     barrier()
-    dcp.save(state, storage_writer=FileSystemWriter(target))
+    dcp.save(state, storage_writer=FileSystemWriter(str(target)))
     barrier()
     if rank == 0:
         torch.save(meta, target / META_FILE)
@@ -135,23 +144,27 @@ def load_sharded(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not is_sharded_checkpoint(path):
         raise FileNotFoundError(f"{path}: not a sharded checkpoint directory (no .metadata)")
-    dcp.load(state, storage_reader=SafeFileSystemReader(path), planner=SafeLoadPlanner())
+    dcp.load(state, storage_reader=SafeFileSystemReader(str(path)), planner=SafeLoadPlanner())
     meta_file = path / META_FILE
     return torch.load(meta_file, map_location="cpu", weights_only=True) if meta_file.is_file() else {}
 
 
 def consolidate_sharded_checkpoint(path: str | Path) -> dict[str, Any]:
-    """One process, no process group: the full ``state_dict`` (unsharded tensors) + ``meta``
-    entries, i.e. what a single-file Lightning checkpoint holds minus optimizer state."""
+    """One process, no process group: the full ``state_dict`` (unsharded tensors, lifted
+    scalars back to 0-dim) + ``meta`` entries, i.e. what a single-file Lightning checkpoint
+    holds minus optimizer state."""
     path = Path(path)
     if not is_sharded_checkpoint(path):
         raise FileNotFoundError(f"{path}: not a sharded checkpoint directory (no .metadata)")
+    # the loader torch's own dcp_to_torch_save uses: dcp.load cannot fill an empty dict
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict  # noqa: PLC0415
     full: dict[str, Any] = {}
-    dcp.load(full, storage_reader=SafeFileSystemReader(path),
-             planner=_SafeEmptyStateDictLoadPlanner(keys={"state_dict"}), no_dist=True)
+    _load_state_dict(full, storage_reader=SafeFileSystemReader(str(path)),
+                     planner=_SafeEmptyStateDictLoadPlanner(keys={"state_dict"}), no_dist=True)
     state_dict = full.get("state_dict", {})
     if not isinstance(state_dict, dict) or not all(isinstance(v, Tensor) for v in state_dict.values()):
         raise ValueError(f"{path}: sharded checkpoint holds no tensor 'state_dict'")
     meta_file = path / META_FILE
     meta = torch.load(meta_file, map_location="cpu", weights_only=True) if meta_file.is_file() else {}
+    state_dict = restore_scalar_shapes(state_dict, meta.get(SCALARS_KEY, ()))
     return {**meta, "state_dict": state_dict}

@@ -1,9 +1,10 @@
 """AdamW parameter groups: no weight decay for norms, biases, embeddings and logit scale/bias.
 
-The rule reads each parameter's shape. Under FSDP2 a parameter is a 1-D-sharded ``DTensor``
-and a lifted scalar has shape ``[1]``, so :func:`record_original_shapes` stores every shape
-before sharding and :func:`weight_decay_groups` prefers the recorded shape: the groups are the
-same as on one process or under DDP.
+The rule reads each parameter's number of dims. FSDP2's ``DTensor`` parameters report their
+global shape, but their local shards (``to_local()``), FSDP1's flat parameters and lifted
+scalars (``[1]``) do not, so ``distributed.original_shapes`` records every shape before
+sharding and :func:`weight_decay_groups` (given ``root``) decides from the recorded shape: the
+groups are the same as on one process or under DDP (tests/distributed/test_fsdp2.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from mmpretrain.distributed.original_shapes import original_ndim
+
 # Name fragments of parameters that must not be decayed even when they are >= 2-D.
 _NO_DECAY_NAME_PARTS = (
     "positional_embedding",
@@ -21,28 +24,6 @@ _NO_DECAY_NAME_PARTS = (
     "logit_scale",
     "logit_bias",
 )
-_ORIGINAL_SHAPE_ATTR = "_mmpretrain_original_shape"
-
-
-def record_original_shapes(module: nn.Module) -> None:
-    """Remember every parameter's shape on the module that owns it (survives re-wrapping)."""
-    for owner in module.modules():
-        shapes = {name: tuple(param.shape)
-                  for name, param in owner.named_parameters(recurse=False)}
-        setattr(owner, _ORIGINAL_SHAPE_ATTR, {**getattr(owner, _ORIGINAL_SHAPE_ATTR, {}), **shapes})
-
-
-def original_ndim(module: nn.Module, name: str, param: nn.Parameter) -> int:
-    """``param``'s number of dims before any FSDP2 sharding of ``module`` (now if none)."""
-    owner_name, _, leaf = name.rpartition(".")
-    try:
-        owner = module.get_submodule(owner_name)
-    except AttributeError:
-        return param.ndim
-    shape = getattr(owner, _ORIGINAL_SHAPE_ATTR, {}).get(leaf)
-    return len(shape) if shape is not None else param.ndim
-
-
 def is_no_decay(name: str, param: nn.Parameter | torch.Tensor, ndim: int | None = None) -> bool:
     """Biases, norm gains (all 1-D tensors), embeddings and the temperature are not decayed.
     ``ndim``: the parameter's original number of dims when it has been sharded."""
