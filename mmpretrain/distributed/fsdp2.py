@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
 from mmpretrain.distributed.original_shapes import record_original_shapes
 from mmpretrain.distributed.scalars import lift_scalar_parameters
@@ -32,6 +32,12 @@ SHARDED_BLOCK_TYPES: tuple[type[nn.Module], ...] = (
     ResidualAttentionBlock, GatedCrossAttentionBlock, VisualResampler, ImpalaResNet)
 # Towers that hold no block of the types above (timm / HF towers) become one unit each.
 TOWER_NAMES = ("visual", "text", "text_decoder", "encoder", "selection_encoder")
+
+
+# Root methods the tasks and evaluators call instead of forward (retrieval / zero-shot
+# encoders, CoCa's captioner, robot objectives and rollouts): registered so they all-gather
+# the root's parameters as forward does.
+FORWARD_METHODS = ("encode_image", "encode_text", "generate", "training_terms", "predict_actions")
 
 
 def _has_parameters(module: nn.Module) -> bool:
@@ -69,4 +75,7 @@ def apply_fsdp2(model: nn.Module, mesh: DeviceMesh | None = None,
     for unit in shard_units(model):
         fully_shard(unit, reshard_after_forward=reshard_after_forward, **kwargs)
     fully_shard(model, **kwargs)
+    for method in FORWARD_METHODS:
+        if callable(getattr(model, method, None)):
+            register_fsdp_forward_method(model, method)
     return model
