@@ -17,9 +17,11 @@ decided from the shapes recorded before that (``tasks/param_groups.py``).
 
 from __future__ import annotations
 
+import functools
+
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from mmpretrain.distributed.original_shapes import record_original_shapes
 from mmpretrain.distributed.scalars import lift_scalar_parameters
@@ -35,9 +37,22 @@ TOWER_NAMES = ("visual", "text", "text_decoder", "encoder", "selection_encoder")
 
 
 # Root methods the tasks and evaluators call instead of forward (retrieval / zero-shot
-# encoders, CoCa's captioner, robot objectives and rollouts): registered so they all-gather
-# the root's parameters as forward does.
+# encoders, CoCa's captioner, robot objectives and rollouts). Blocks inside them run their
+# own (hooked) forward; the root's parameters are all-gathered first by `unshard()`.
+# (`register_fsdp_forward_method` would nest FSDP's root hooks when forward itself calls
+# them, as CLIP.forward calls encode_image, and double-reshard in backward.)
 FORWARD_METHODS = ("encode_image", "encode_text", "generate", "training_terms", "predict_actions")
+
+
+def _gathering_root_parameters(model: FSDPModule, method_name: str) -> None:
+    method = getattr(model, method_name)
+
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        model.unshard()  # a no-op while they are gathered (inside forward, until backward)
+        return method(*args, **kwargs)
+
+    setattr(model, method_name, call)
 
 
 def _has_parameters(module: nn.Module) -> bool:
@@ -77,5 +92,5 @@ def apply_fsdp2(model: nn.Module, mesh: DeviceMesh | None = None,
     fully_shard(model, **kwargs)
     for method in FORWARD_METHODS:
         if callable(getattr(model, method, None)):
-            register_fsdp_forward_method(model, method)
+            _gathering_root_parameters(model, method)
     return model
