@@ -24,14 +24,29 @@ FRAGMENTS = sorted(str(p.relative_to(REPO_ROOT)) for d in ("model", "data")
 QUICKSTART = str(CONFIGS / "exp" / "clip" / "quickstart.yaml")
 
 
+# Every trainer overlay keeps its own strategy here (DDP, FSDP2: one CPU rank over gloo). What
+# this CPU machine cannot check, and is checked on a GPU machine (../shared/GPU.md) instead:
+# the GPU accelerator itself with NCCL, bf16-mixed precision (overridden to 32-true: CPU
+# autocast is not what the GPU runs), several devices per node (the 2-rank CPU runs are
+# tests/reliability/test_ddp_cpu.py and tests/distributed/), and slurm.yaml's
+# SLURMEnvironment, which needs a SLURM allocation to run (it is instantiated, not fitted).
+# cpu.yaml and gpu.yaml (strategy auto) are fitted by every experiment test below.
+FIT_ON_CPU = ["configs/trainer/ddp.yaml", "configs/trainer/fsdp.yaml"]
+INSTANTIATE_ONLY = {"configs/trainer/cpu.yaml": "fitted by test_experiment_fast_dev_run",
+                    "configs/trainer/gpu.yaml": "strategy auto: on CPU the cpu.yaml run",
+                    "configs/trainer/slurm.yaml": "SLURMEnvironment needs a SLURM allocation "
+                                                  "(its DDP strategy reads SLURM_NODEID)"}
+
+
 def _cpu_overrides(path: str) -> list[str]:
-    """Trainer overlays for accelerators this machine lacks are instantiated on CPU."""
+    """Trainer overlays for accelerators this machine lacks run on one CPU device, with their
+    own strategy."""
     trainer = (yaml.safe_load(Path(REPO_ROOT / path).read_text()) or {}).get("trainer", {})
     overrides = []
     if trainer.get("accelerator") not in (None, "cpu", "auto"):
         overrides += ["--trainer.accelerator=cpu", "--trainer.precision=32-true",
                       "--trainer.devices=1"]
-    if trainer.get("strategy") not in (None, "auto"):
+    if path in INSTANTIATE_ONLY and "SLURM" in INSTANTIATE_ONLY[path]:
         overrides += ["--trainer.strategy=auto"]
     for key in ("num_nodes",):
         if key in trainer:
@@ -56,6 +71,38 @@ def test_trainer_configs_instantiate(trainer_config, image_text_shards, tmp_path
         ["-c", str(REPO_ROOT / trainer_config), "-c", QUICKSTART, *_cpu_overrides(trainer_config),
          *_data_overrides(image_text_shards), f"--trainer.default_root_dir={tmp_path}"], run=False)
     assert cli.trainer is not None and cli.model is not None
+
+
+def test_every_trainer_overlay_is_fitted_or_says_why_not():
+    assert sorted(FIT_ON_CPU + list(INSTANTIATE_ONLY)) == TRAINERS
+
+
+@pytest.fixture
+def no_process_group_left():
+    """A strategy's one-rank gloo group must not leak into the next test."""
+    yield
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("trainer_config", FIT_ON_CPU)
+def test_trainer_overlay_fits_on_cpu(trainer_config, image_text_shards, tmp_path,
+                                     no_process_group_left):
+    cli = run_lightning_cli(
+        ["fit", "-c", str(REPO_ROOT / trainer_config), "-c", QUICKSTART,
+         *_cpu_overrides(trainer_config), *_data_overrides(image_text_shards),
+         "--trainer.fast_dev_run=2", "--trainer.limit_val_batches=1",
+         f"--trainer.default_root_dir={tmp_path}"])
+    assert cli.trainer.global_step == 2 and cli.trainer.state.finished
+    configured = ((yaml.safe_load((REPO_ROOT / trainer_config).read_text()) or {})
+                  .get("trainer", {}).get("strategy"))
+    if isinstance(configured, dict):  # the overlay's strategy ran, not a CPU substitute
+        assert type(cli.trainer.strategy).__name__ == configured["class_path"].rsplit(".", 1)[1]
+    if trainer_config.endswith("fsdp.yaml"):
+        from torch.distributed.fsdp import FSDPModule
+        blocks = cli.model.model.visual.transformer.resblocks
+        assert isinstance(cli.model.model, FSDPModule) and all(isinstance(b, FSDPModule) for b in blocks)
 
 
 @pytest.mark.parametrize("fragment", FRAGMENTS)

@@ -3,6 +3,9 @@
     mmpretrain export --ckpt runs/x/checkpoints/last.ckpt --to open_clip --out exported/x
     python -c "import open_clip; open_clip.create_model_and_transforms('local-dir:exported/x')"
 
+A sharded checkpoint directory (FSDP2, `configs/trainer/fsdp.yaml`) is consolidated on one
+process first (`mmpretrain.distributed.sharded_checkpoint`).
+
 `--to open_clip` writes `open_clip_config.json` + `open_clip_model.safetensors` (open_clip's
 plain CLIP layout); `--to safetensors` writes `model.safetensors` (our layout) +
 `mmpretrain_config.json`. The architecture comes from the checkpoint (ContrastiveTask records
@@ -28,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmpretrain export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, type=Path,
-                        help="a run's Lightning .ckpt, or a weight file (.safetensors/.pt/.bin)")
+                        help="a run's Lightning .ckpt (a file, or a sharded FSDP2 checkpoint "
+                             "directory, consolidated here), or a weight file "
+                             "(.safetensors/.pt/.bin)")
     parser.add_argument("--to", required=True, choices=("open_clip", "safetensors"))
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--model-cfg", default=None,
@@ -89,7 +94,10 @@ def export(ckpt: Path, to: str, out: Path, model_cfg: str | None = None,
     from mmpretrain.models.open_clip_layout import to_open_clip_state_dict
     from mmpretrain.models.registry import clip_from_open_clip_config
 
-    checkpoint = read_checkpoint_file(ckpt)
+    from mmpretrain.distributed.sharded_checkpoint import consolidate_sharded_checkpoint, is_sharded_checkpoint
+
+    checkpoint = (consolidate_sharded_checkpoint(ckpt) if is_sharded_checkpoint(ckpt)
+                  else read_checkpoint_file(ckpt))
     state_dict = extract_state_dict(checkpoint, ckpt)
     cfg, why_none = _architecture(checkpoint, model_cfg)
     if cfg is None and to == "open_clip":

@@ -12,8 +12,10 @@ class CLIP(nn.Module):
 
     The state dict follows open_clip's ``CustomTextCLIP`` layout (``visual.*``, ``text.*``,
     ``logit_scale``, optional ``logit_bias``); see ``open_clip_layout`` for the plain ``CLIP``
-    layout. ``logit_scale`` stores log-temperature; :meth:`forward` returns its exp, clamped at
-    ``max_logit_scale`` (100 for CLIP, None = unclamped for SigLIP).
+    layout. ``logit_scale`` stores log-temperature; :meth:`forward` returns its exp. The
+    training task clamps the parameter in place after each optimizer step to
+    [0, ln(``max_logit_scale``)] (100 for CLIP, None = unclamped for SigLIP), as open_clip does,
+    so the forward never cuts its gradient (``tasks/temperature.py``).
 
     LiT-style locking: ``lock_image`` / ``lock_text`` freeze a tower at construction except
     its last ``lock_*_unlocked_blocks`` blocks (0 = the whole tower, head included); the tower
@@ -82,9 +84,8 @@ class CLIP(nn.Module):
         self.text.lock(unlocked_layers, freeze_layer_norm)
 
     def scale(self) -> Tensor:
-        """exp(logit_scale), clamped at ``max_logit_scale`` when one is set."""
-        scale = self.logit_scale.exp()
-        return scale if self.max_logit_scale is None else scale.clamp(max=self.max_logit_scale)
+        """exp(logit_scale); its bound is kept by the in-place clamp after each step."""
+        return self.logit_scale.exp()
 
     def forward(self, image: Tensor, text: Tensor) -> dict[str, Tensor | None]:
         return {

@@ -6,6 +6,7 @@ Tensors are batch-first ``[B, M, D]``.
 """
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -69,8 +70,15 @@ class ResidualAttentionBlock(nn.Module):
         self.ls_2 = LayerScale(width, ls_init_value) if ls_init_value is not None else nn.Identity()
 
     def forward(self, x_BMD: Tensor, *, causal: bool = False,
-                key_padding_mask_BM: Tensor | None = None, attn_bias: Any = None) -> Tensor:
-        x_BMD = x_BMD + self.ls_1(self.attn(self.ln_1(x_BMD), causal=causal,
+                key_padding_mask_BM: Tensor | None = None, attn_bias: Any = None,
+                mix_attn_input: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """``mix_attn_input``: applied to the normalised attention input (token rolling mixes
+        frames there); passing it here, not calling the sub-layers from outside, keeps the
+        block's forward (and FSDP's all-gather hooked on it) in the path."""
+        attn_in_BMD = self.ln_1(x_BMD)
+        if mix_attn_input is not None:
+            attn_in_BMD = mix_attn_input(attn_in_BMD)
+        x_BMD = x_BMD + self.ls_1(self.attn(attn_in_BMD, causal=causal,
                                             key_padding_mask_BM=key_padding_mask_BM,
                                             attn_bias=attn_bias))
         return x_BMD + self.ls_2(self.mlp(self.ln_2(x_BMD)))

@@ -73,7 +73,7 @@ class ActionTask(LightningModule):
         self._last_step_time = now
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(weight_decay_groups(self.model.named_parameters()))
+        optimizer = self.optimizer_factory(weight_decay_groups(self.model.named_parameters(), root=self.model))
         return optimizers_with_step_schedule(optimizer, self.lr_scheduler_factory,
                                              self.trainer.estimated_stepping_batches)
 

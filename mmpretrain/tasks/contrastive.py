@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ from mmpretrain.models.coca import CoCa
 from mmpretrain.tasks.grad_cache import grad_cache_backward
 from mmpretrain.tasks.nonfinite import NonFiniteLossGuard, NonFinitePolicy
 from mmpretrain.tasks.param_groups import weight_decay_groups
+from mmpretrain.tasks.temperature import DEFAULT_MAX_LOGIT_SCALE, clamp_logit_scale_
 from mmpretrain.tasks.schedules import optimizers_with_step_schedule
 
 CAPTIONS_FILENAME = "captions.json"  # greedy captions of the last evaluation, in the run dir
@@ -213,6 +215,13 @@ class ContrastiveTask(LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.nonfinite_guard.drop_gradients_if_skipped(optimizer)
 
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self._clamp_temperature()
+
+    def _clamp_temperature(self) -> None:
+        clamp_logit_scale_(self.model, getattr(self.model, "max_logit_scale", DEFAULT_MAX_LOGIT_SCALE))
+
     def _grad_cache_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
         optimizer = self.optimizers()
         optimizer.zero_grad()
@@ -227,6 +236,7 @@ class ContrastiveTask(LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_cache_clip_norm,
                                 gradient_clip_algorithm="norm")
         optimizer.step()
+        self._clamp_temperature()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
@@ -243,10 +253,11 @@ class ContrastiveTask(LightningModule):
         self._last_step_time = now
 
     def configure_optimizers(self):
-        named = list(self.model.named_parameters())
+        named = [(f"model.{n}", p) for n, p in self.model.named_parameters()]
         if self.view_head is not None:
             named += [(f"view_head.{n}", p) for n, p in self.view_head.named_parameters()]
-        optimizer = self.optimizer_factory(weight_decay_groups(named) + self._loss_param_groups())
+        optimizer = self.optimizer_factory(weight_decay_groups(named, root=self)
+                                           + self._loss_param_groups())
         return optimizers_with_step_schedule(optimizer, self.lr_scheduler_factory,
                                              self.trainer.estimated_stepping_batches)
 

@@ -27,9 +27,9 @@ from mmpretrain.losses.language_model import NextTokenLoss, next_token_targets, 
 from mmpretrain.tasks.contrastive import _default_optimizer
 from mmpretrain.tasks.param_groups import weight_decay_groups
 from mmpretrain.tasks.schedules import optimizers_with_step_schedule
+from mmpretrain.tasks.temperature import DEFAULT_MAX_LOGIT_SCALE, clamp_logit_scale_
 
 _CONDITIONS = ("images", "blank_images", "no_images")
-_MAX_LOGIT_SCALE = 100.0
 
 
 class InterleavedTask(LightningModule):
@@ -93,8 +93,7 @@ class InterleavedTask(LightningModule):
     def _contrastive(self, out: dict, batch: dict) -> Tensor:
         image_NE = F.normalize(out["image_features"], dim=-1)
         text_NE = self.model.text_embedding(out["text_hidden"], batch["chunk_end"])
-        scale = self.model.logit_scale.exp().clamp(max=_MAX_LOGIT_SCALE)
-        return self.contrastive_loss(image_NE, text_NE, scale)
+        return self.contrastive_loss(image_NE, text_NE, self.model.logit_scale.exp())
 
     # ---------------------------------------------------------------- training
     def losses(self, batch: dict) -> dict[str, Tensor]:
@@ -124,6 +123,10 @@ class InterleavedTask(LightningModule):
         self._log_throughput(batch, num_docs)
         return losses["loss"]
 
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        clamp_logit_scale_(self.model, DEFAULT_MAX_LOGIT_SCALE)
+
     def _log_throughput(self, batch: dict, num_docs: int) -> None:
         segment_ids = batch["segment_ids"]
         real_tokens = int((segment_ids > 0).sum())
@@ -138,7 +141,7 @@ class InterleavedTask(LightningModule):
         self._last_step_time = now
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(weight_decay_groups(self.model.named_parameters()))
+        optimizer = self.optimizer_factory(weight_decay_groups(self.model.named_parameters(), root=self.model))
         return optimizers_with_step_schedule(optimizer, self.lr_scheduler_factory,
                                              self.trainer.estimated_stepping_batches)
 

@@ -59,3 +59,25 @@ def test_gradient_checkpointing_gives_the_same_features_and_gradients():
     out_plain.sum().backward()
     out_checkpointed.sum().backward()
     torch.testing.assert_close(plain.conv1.weight.grad, checkpointed.conv1.weight.grad)
+
+
+def test_blocks_run_through_their_forward_with_the_sub_layer_reference_output():
+    """Rolling goes through each block's forward (so FSDP's all-gather hook runs) and gives
+    exactly the hand-composed ln_1 -> roll -> attn, ln_2 -> mlp residual pass."""
+    torch.manual_seed(0)
+    tower = TokenRollingVideoEncoder(**TOWER).eval()
+    video = torch.randn(2, 3, 3, 16, 16)
+    calls = []
+    handles = [b.register_forward_pre_hook(lambda m, a, k: calls.append(m), with_kwargs=True)
+               for b in tower.transformer.resblocks]
+    out = tower(video)
+    for handle in handles:
+        handle.remove()
+    assert calls == list(tower.transformer.resblocks)
+    x = tower.embed_tokens(video.flatten(0, 1))
+    N, L, W = x.shape
+    for block in tower.transformer.resblocks:
+        x = x + block.attn(roll_tokens(block.ln_1(x).view(N // 3, 3, L, W)).reshape(N, L, W))
+        x = x + block.mlp(block.ln_2(x))
+    reference = torch.nn.functional.normalize(tower.pool(x).view(2, 3, -1), dim=-1).mean(1)
+    torch.testing.assert_close(out, reference)

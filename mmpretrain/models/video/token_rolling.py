@@ -46,8 +46,7 @@ class TokenRollingVideoEncoder(VisionTransformer):
 
 
 def _rolling_block(block: ResidualAttentionBlock, x_NLW: Tensor, T: int) -> Tensor:
-    """`block` with its attention input rolled across the T frames of each clip."""
+    """`block` with its attention input rolled across the T frames of each clip (through the
+    block's own forward, so FSDP's hooks on it run)."""
     N, L, W = x_NLW.shape
-    attn_in_NLW = roll_tokens(block.ln_1(x_NLW).view(N // T, T, L, W)).reshape(N, L, W)
-    x_NLW = x_NLW + block.attn(attn_in_NLW)
-    return x_NLW + block.mlp(block.ln_2(x_NLW))
+    return block(x_NLW, mix_attn_input=lambda a_NLW: roll_tokens(a_NLW.view(N // T, T, L, W)).reshape(N, L, W))
