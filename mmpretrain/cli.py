@@ -29,6 +29,8 @@ from mmpretrain.callbacks import (
     SelectionStatsLogger,
 )
 from mmpretrain.commands import available_commands, command_help, run_command
+from mmpretrain.console.config_errors import readable_errors, split_debug_flag
+from mmpretrain.resources import resolve_packaged_configs
 from mmpretrain.plugins import AtomicCheckpointIO, load_checkpoint_file
 
 DEFAULT_RUN_DIR = "runs/default"
@@ -142,7 +144,15 @@ def run_lightning_cli(args: list[str] | None = None, run: bool = True) -> MMPret
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args, debug = split_debug_flag(list(sys.argv[1:] if argv is None else argv))
+    with readable_errors(debug):
+        args = resolve_packaged_configs(args)
+        if argv is None:  # LightningCLI reads sys.argv itself
+            sys.argv[1:] = args
+        _main(args, None if argv is None else args)
+
+
+def _main(args: list[str], argv: list[str] | None) -> None:
     extra = available_commands()
     if args and args[0] in extra:
         sys.exit(run_command(args[0], args[1:]))
