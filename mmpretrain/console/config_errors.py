@@ -20,7 +20,7 @@ from typing import TextIO
 import jsonargparse
 
 from mmpretrain.console.parser_messages import explain_parser_message
-from mmpretrain.extras import MissingExtra
+from mmpretrain.extras import EXTRA_OF_MODULE, MissingExtra
 
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "MMPRETRAIN_DEBUG"
@@ -54,6 +54,9 @@ def explain(exn: BaseException) -> str | None:
         return explain_parser_message(str(exn), exn.parser)
     if isinstance(exn, MissingExtra):
         return str(exn)
+    if isinstance(exn, ImportError) and (exn.name or "").split(".", 1)[0] in EXTRA_OF_MODULE:
+        module = exn.name.split(".", 1)[0]
+        return str(MissingExtra(module, EXTRA_OF_MODULE[module]))
     if isinstance(exn, FileNotFoundError):
         if exn.filename and exn.strerror and not exn.strerror.startswith("No such file"):
             return exn.strerror
