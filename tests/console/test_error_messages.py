@@ -71,7 +71,6 @@ CASES = {
 }
 
 
-@pytest.mark.smoke
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_mistake_prints_one_line(case, fit_args, capsys):
     extra, expected = CASES[case]
