@@ -33,8 +33,8 @@ from mmpretrain.console.config_errors import readable_errors, split_debug_flag
 from mmpretrain.console.model_summary import ParameterSummary
 from mmpretrain.console.quiet import silence_third_party_tips
 from mmpretrain.console.run_banner import RunBanner
-from mmpretrain.resources import resolve_packaged_configs
 from mmpretrain.plugins import AtomicCheckpointIO, load_checkpoint_file
+from mmpretrain.resources import resolve_packaged_configs
 
 DEFAULT_RUN_DIR = "runs/default"
 
