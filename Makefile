@@ -1,15 +1,18 @@
 # Set-up is idempotent: .venv is created once and re-installed only when the requirements change.
-PYTHON ?= python3.11
-VENV := .venv
+# Python 3.10, 3.11 and 3.12 are supported: the first of these on PATH, or PYTHON=...
+# (pyenv shims exist for versions that are not selected, so each candidate must actually run)
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.10; do $$p -c '' 2>/dev/null && { command -v $$p; break; }; done)
+VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA := data/synthetic
 RUN_DIR := runs/quickstart
 
-.PHONY: venv quickstart test bench data clean-runs continual-data continual-pretrain continual-table
+.PHONY: venv quickstart test smoke bench data clean-runs continual-data continual-pretrain continual-table
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
+	@test -n "$(PYTHON)" && command -v $(PYTHON) >/dev/null 2>&1 || { echo "need python3.11, python3.12 or python3.10 on PATH (or run: make PYTHON=/path/to/python ...)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' || { echo "$(PYTHON) is not Python 3.10-3.12"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
@@ -58,6 +61,10 @@ continual-table: $(CONTINUAL_START)
 test: $(STAMP)
 	@$(PY) -m pytest -q --durations=25 tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# The quick subset .ci/run repeats on the other Python versions (files listed in .ci/smoke_tests.txt).
+smoke: $(STAMP)
+	@$(PY) -m pytest -q -p no:cacheprovider $$(grep -v '^#' .ci/smoke_tests.txt)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --out benchmarks/results

@@ -9,7 +9,6 @@ only what it uses, so a command starts in about the time its own imports take.
 from __future__ import annotations
 
 import difflib
-import os
 import sys
 from typing import Any
 
@@ -50,6 +49,20 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         sys.exit(0 if args else 2)
+    from mmpretrain.console.config_errors import readable_errors, split_debug_flag
+    from mmpretrain.console.quiet import silence_third_party_tips
+    from mmpretrain.resources import resolve_packaged_configs
+
+    args, debug = split_debug_flag(args)
+    silence_third_party_tips()
+    with readable_errors(debug):
+        args = resolve_packaged_configs(args)
+        if argv is None:  # LightningCLI reads sys.argv itself
+            sys.argv[1:] = args
+        dispatch(args, None if argv is None else args, debug)
+
+
+def dispatch(args: list[str], argv: list[str] | None, debug: bool) -> None:
     extra = available_commands()
     if args[0] in extra:
         sys.exit(run_command_by_name(args[0], args[1:]))
@@ -63,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run_lightning_cli(argv)  # None: LightningCLI reads sys.argv itself
     except Exception as exn:
-        if not is_dead_end(exn) or os.environ.get("MMPRETRAIN_DEBUG"):
+        if not is_dead_end(exn) or debug:
             raise
         print(f"error: {exn}", file=sys.stderr)
         sys.exit(2)

@@ -18,7 +18,7 @@ from typing import Any
 
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -29,6 +29,8 @@ from mmpretrain.callbacks import (
     PreemptionCheckpoint,
     SelectionStatsLogger,
 )
+from mmpretrain.console.model_summary import ParameterSummary
+from mmpretrain.console.run_banner import RunBanner
 from mmpretrain.eval.continual import RESULTS_DIRNAME
 from mmpretrain.exact_keys import ExactKeyArgumentParser
 from mmpretrain.plugins import AtomicCheckpointIO, load_checkpoint_file
@@ -60,6 +62,10 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
             csv_logger,
             TensorBoardLogger(save_dir=str(run_dir), name="logs", version=csv_logger.version),
         ]
+    loggers = config["logger"] if isinstance(config.get("logger"), (list, tuple)) else [config.get("logger")]
+    for logger in loggers:  # configs/logger/*.yaml: mmpretrain.loggers point at the run dir
+        if hasattr(logger, "bind_run_dir"):
+            logger.bind_run_dir(run_dir)
     callbacks: list[Callback] = list(config.get("callbacks") or [])
     if config.get("enable_progress_bar") is False:
         # A trainer overlay may list a progress bar; turning bars off must not be an error.
@@ -73,9 +79,12 @@ def _with_run_dir_defaults(config: dict[str, Any]) -> dict[str, Any]:
             if checkpoint.dirpath is None:
                 checkpoint.dirpath = str(run_dir / "checkpoints")
     for infrastructure in (MetricsFileWriter, DataStatsLogger, SelectionStatsLogger,
-                           PreemptionCheckpoint):
+                           PreemptionCheckpoint, RunBanner):
         if not any(isinstance(c, infrastructure) for c in callbacks):
             callbacks.append(infrastructure())
+    if config.get("enable_model_summary") is not False and not any(
+            isinstance(c, ModelSummary) for c in callbacks):
+        callbacks.append(ParameterSummary())
     config["callbacks"] = callbacks
     plugins = config.get("plugins")
     plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]

@@ -14,6 +14,7 @@ from PIL import Image
 
 from mmpretrain.data.sources.action_space import ActionAxis, ActionChoice, ActionSpace
 from mmpretrain.data.synthetic.cursor_env import ACTION_SPACE, CursorPaintEnv, scripted_action
+from mmpretrain.extras import require
 
 CURSOR_PAINT = "cursor-paint"
 
@@ -86,16 +87,19 @@ class FrameEnv:
                          f"{', '.join(_SCRIPTED_CONTROLLERS)}); use the random or checkpoint policy")
 
 
+# gymnasium's classic-control environments draw their rgb_array frames with pygame
+_PYGAME_RENDERED = ("CartPole", "Pendulum", "MountainCar", "Acrobot")
+
+
 def _make_gymnasium(name: str):
-    try:
-        import gymnasium as gym
-    except ImportError as exn:
-        raise ValueError(f"environment {name!r} needs gymnasium (pip install gymnasium ale-py)") from exn
+    gym = require("gymnasium", feature=f"environment {name!r}")
     if name.startswith("ALE/"):
-        import ale_py
+        ale_py = require("ale_py", feature=f"environment {name!r}")
 
         gym.register_envs(ale_py)
         return gym.make(name, render_mode="rgb_array", frameskip=4, repeat_action_probability=0.0)
+    if name.startswith(_PYGAME_RENDERED):
+        require("pygame", feature=f"rendering {name!r}")
     return gym.make(name, render_mode="rgb_array")
 
 

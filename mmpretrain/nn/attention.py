@@ -35,7 +35,7 @@ def _xformers_unavailable_reason() -> str | None:
     try:
         import xformers.ops  # noqa: F401
     except ImportError as err:
-        return f"`import xformers.ops` failed ({err}); install it with `pip install .[gpu]`"
+        return f"`import xformers.ops` failed ({err}); install it with `pip install 'mmpretrain[gpu]'`"
     return None
 
 

@@ -22,6 +22,7 @@ import torch
 from mmpretrain.data.sources.action_space import ActionSpace
 from mmpretrain.data.sources.metadata import sample_metadata
 from mmpretrain.data.wds.skips import SkipSample
+from mmpretrain.extras import require
 
 
 def load_npy(data: bytes, what: str) -> np.ndarray:
@@ -33,7 +34,7 @@ def load_npy(data: bytes, what: str) -> np.ndarray:
 
 def decode_mp4(data: bytes) -> np.ndarray:
     """mp4 bytes -> uint8 [T, H, W, 3] (every frame, RGB) via PyAV."""
-    import av  # optional: only mp4 trajectories need it
+    av = require("av", feature="mp4 trajectory decoding")
 
     try:
         with av.open(io.BytesIO(data)) as container:

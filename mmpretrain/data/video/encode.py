@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import av
 import numpy as np
+
+from mmpretrain.extras import require
 
 
 def encode_mp4(frames_THW3: Sequence[np.ndarray], fps: int = 8, gop: int = 8, crf: int = 18) -> bytes:
@@ -20,6 +21,7 @@ def encode_mp4(frames_THW3: Sequence[np.ndarray], fps: int = 8, gop: int = 8, cr
     height, width = frames_THW3[0].shape[:2]
     if height % 2 or width % 2:
         raise ValueError(f"H.264 (yuv420p) needs even frame sides, got {width}x{height}")
+    av = require("av", feature="video encoding")
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)

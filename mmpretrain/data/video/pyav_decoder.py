@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-import av
 import numpy as np
 import torch
 
 from mmpretrain.data.wds.skips import SkipSample
+from mmpretrain.extras import require
 
 IndexPicker = Callable[[int, float | None], list[int]]
 
@@ -57,6 +57,7 @@ def decode_frames(data: bytes, pick_indices: IndexPicker, threads: int = 1,
     Raises SkipSample("decode_error") for unreadable data or a file without a video stream,
     SkipSample("short_video") when the clip holds fewer than `min_frames` frames.
     """
+    av = require("av", feature="video decoding")
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.video:

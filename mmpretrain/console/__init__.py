@@ -1,0 +1,1 @@
+"""What a person reads on the console: configuration errors, the start line, quiet output."""
