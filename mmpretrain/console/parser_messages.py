@@ -77,7 +77,13 @@ def explain_unrecognized(message: str, parser) -> str:
     given = message.split(_UNRECOGNIZED, 1)[1].split()
     unknown = [arg.split("=", 1)[0] for arg in given if arg.startswith("--")] or given[:1]
     options = parser_option_strings(parser) if parser is not None else set()
-    parts = [f"unknown option {arg}{_suggest(arg, options)}" for arg in unknown]
+    from mmpretrain.exact_keys import closest_keys  # prefers keys the word abbreviates
+
+    def suggestion(arg: str) -> str:
+        close = closest_keys(arg, sorted(options))
+        return f"; did you mean {close[0]!r}?" if close else _suggest(arg, options)
+
+    parts = [f"unknown option {arg}{suggestion(arg)}" for arg in unknown]
     return "; ".join(parts) if len(parts) > 1 else parts[0]
 
 
