@@ -22,6 +22,12 @@ sys.path.insert(0, str(REPO_ROOT))
 from mmpretrain.cli import run_lightning_cli  # noqa: E402
 
 
+# one training step, no validation, checkpoint, logger or progress bar
+ONE_STEP = ["--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--trainer.callbacks=[]",
+            "--trainer.enable_checkpointing=false", "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
 class UnusedParameterProbe(L.Callback):
     """After the first backward: the names of trainable parameters whose grad is None."""
 
@@ -40,8 +46,7 @@ def unused_parameters(config_args: list[str], run_dir: Path) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cli = run_lightning_cli(["-c", str(REPO_ROOT / "configs/trainer/cpu.yaml"), *config_args,
-                                 "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={run_dir}",
-                                 "--trainer.enable_progress_bar=false"], run=False)
+                                 *ONE_STEP, f"--trainer.default_root_dir={run_dir}"], run=False)
         probe = UnusedParameterProbe()
         cli.trainer.callbacks.append(probe)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
