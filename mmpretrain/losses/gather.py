@@ -127,3 +127,11 @@ def gather_features(image_BD: Tensor, text_BD: Tensor, gather_with_grad: bool
     all_text_ND, _ = all_gather_rows(text_BD, gather_with_grad)
     return all_image_ND, all_text_ND, rows
 
+
+def sum_over_ranks(value: Tensor) -> Tensor:
+    """A detached tensor summed over ranks (itself without a process group): the global count
+    or weight total that a loss's share of the global mean divides by."""
+    value = value.detach().clone()
+    if rank_and_world_size()[1] > 1:
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value

@@ -1,5 +1,6 @@
 """Two gloo ranks holding different numbers of rows (3 + 5, and 0 + 4): the gathered
-contrastive losses and the evaluation gather equal one process on the concatenated batch,
+contrastive losses, the next-token loss (plain and PRIOR-weighted) and the evaluation gather
+equal one process on the concatenated batch,
 loss and gradients (DDP averages the ranks' gradients, so the reference is their mean)."""
 
 import math
@@ -11,7 +12,8 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from mmpretrain.eval.distributed import gather_uneven
-from mmpretrain.losses import ClipLoss, SigLipLoss, all_gather_rows
+from mmpretrain.losses import ClipLoss, NextTokenLoss, SigLipLoss, all_gather_rows
+from mmpretrain.losses.language_model import prior_token_weights
 
 WORLD_SIZE, DIM = 2, 6
 SPLITS = {"3+5": (3, 5), "0+4": (0, 4)}
@@ -43,6 +45,24 @@ def _run(loss_name: str, image, text):
             "scale": log_scale.grad, "bias": bias.grad}
 
 
+VOCAB = 7
+
+
+def _tokens(count: int):
+    gen = torch.Generator().manual_seed(100 + count)
+    return (torch.randn(count, VOCAB, generator=gen, dtype=torch.float64),
+            torch.randint(0, VOCAB, (count,), generator=gen),
+            torch.randn(count, VOCAB, generator=gen, dtype=torch.float64))
+
+
+def _run_lm(logits, targets, reference_logits, weighted: bool):
+    logits = logits.clone().requires_grad_()
+    weights = prior_token_weights(reference_logits, targets, 1.0, 3.0) if weighted else None
+    loss = NextTokenLoss(label_smoothing=0.1)(logits, targets, weights)
+    loss.backward()
+    return {"loss": loss.detach(), "logits": logits.grad}
+
+
 def _rank_worker(rank: int, init_file: str, result_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
     try:
@@ -57,6 +77,9 @@ def _rank_worker(rank: int, init_file: str, result_dir: str) -> None:
             local = image_all[rows].clone().requires_grad_()
             all_gather_rows(local, with_grad=False)[0].pow(2).sum().backward()
             results[f"{split_name}/local_grad_only"] = {"grad": local.grad}
+            logits, targets, reference = (t[rows] for t in _tokens(sum(split)))
+            for weighted in (False, True):
+                results[f"{split_name}/lm-{weighted}"] = _run_lm(logits, targets, reference, weighted)
         torch.save(results, f"{result_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -95,3 +118,15 @@ def test_eval_gather_and_local_grad_only(per_rank, split_name):
         assert int(gathered["offset"]) == sum(split[:rank])
         rows = slice(sum(split[:rank]), sum(split[:rank + 1]))
         torch.testing.assert_close(results[f"{split_name}/local_grad_only"]["grad"], 2 * image_all[rows])
+
+
+@pytest.mark.parametrize("split_name", SPLITS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_next_token_loss_over_uneven_token_counts_equals_one_process(per_rank, split_name, weighted):
+    split = SPLITS[split_name]
+    reference = _run_lm(*_tokens(sum(split)), weighted)
+    results = [r[f"{split_name}/lm-{weighted}"] for r in per_rank]
+    torch.testing.assert_close(torch.stack([r["loss"] for r in results]).mean(), reference["loss"])
+    for rank, result in enumerate(results):
+        rows = slice(sum(split[:rank]), sum(split[:rank + 1]))
+        torch.testing.assert_close(result["logits"] / WORLD_SIZE, reference["logits"][rows])
