@@ -92,8 +92,8 @@ class MomentumQueue(nn.Module):
     def enqueue_from_all_ranks(self, img_BD: Tensor, txt_BD: Tensor) -> None:
         """Enqueue the keys of every rank (gathered in rank order; ranks may hold different
         batch sizes); a single process enqueues its own."""
-        all_img_ND, _ = all_gather_rows(img_BD.detach(), with_grad=False)
-        all_txt_ND, _ = all_gather_rows(txt_BD.detach(), with_grad=False)
+        all_img_ND, rows = all_gather_rows(img_BD.detach(), with_grad=False)
+        all_txt_ND, _ = all_gather_rows(txt_BD.detach(), with_grad=False, rows=rows)
         self.enqueue(all_img_ND, all_txt_ND)
 
     def features(self) -> tuple[Tensor, Tensor]:

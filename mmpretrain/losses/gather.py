@@ -91,14 +91,20 @@ class _AllGatherWithGrad(torch.autograd.Function):
         return padded_WMD[rows.rank, :own_rows], None
 
 
-def all_gather_rows(local_ND: Tensor, with_grad: bool = True) -> tuple[Tensor, RankRows]:
+def all_gather_rows(local_ND: Tensor, with_grad: bool = True, rows: RankRows | None = None
+                    ) -> tuple[Tensor, RankRows]:
     """[n_rank, ...] per rank -> ([sum n, ...] in rank order, the rows per rank).
 
     ``with_grad``: the backward reaches every rank's rows (the concatenated batch is
     differentiable as a whole). Otherwise only this rank's own slice carries gradient and
-    the other slices are detached copies, so backward needs no communication.
+    the other slices are detached copies, so backward needs no communication. `rows`: the
+    counts of an earlier gather of paired rows, which saves gathering them again.
     """
-    rows = gather_row_counts(local_ND.shape[0], local_ND.device)
+    if rows is None:
+        rows = gather_row_counts(local_ND.shape[0], local_ND.device)
+    elif rows.sizes[rows.rank] != local_ND.shape[0]:
+        raise ValueError(f"all_gather_rows: {local_ND.shape[0]} local rows, but the given counts "
+                         f"say {rows.sizes[rows.rank]}")
     if len(rows.sizes) == 1:
         return local_ND, rows
     if with_grad:
@@ -124,7 +130,7 @@ def gather_features(image_BD: Tensor, text_BD: Tensor, gather_with_grad: bool
     """Both modalities gathered across ranks (see :func:`all_gather_rows`); image and text
     rows of a rank are paired, so one row count serves both."""
     all_image_ND, rows = all_gather_rows(image_BD, gather_with_grad)
-    all_text_ND, _ = all_gather_rows(text_BD, gather_with_grad)
+    all_text_ND, _ = all_gather_rows(text_BD, gather_with_grad, rows)
     return all_image_ND, all_text_ND, rows
 
 

@@ -28,9 +28,10 @@ from mmpretrain.cli import run_lightning_cli  # noqa: E402
 
 DDP_CPU = ["-c", str(REPO_ROOT / "configs/trainer/ddp.yaml"), "--trainer.accelerator=cpu",
            "--trainer.devices=2", "--trainer.precision=32-true"]
-# one checkpoint at the last step instead of ddp.yaml's every 1000 steps; no progress bar
+# ddp.yaml's checkpointing (last.ckpt is written when max_steps stops the run) without its
+# progress bar
 TEST_TRAINER = ['--trainer.callbacks=[{"class_path": "mmpretrain.callbacks.AtomicModelCheckpoint", '
-                '"init_args": {"save_last": true, "every_n_train_steps": 1}}]',
+                '"init_args": {"save_last": true, "every_n_train_steps": 1000}}]',
                 "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
                 "--trainer.logger=false", "--trainer.limit_val_batches=0", "--trainer.log_every_n_steps=1"]
 

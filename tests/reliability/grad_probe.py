@@ -103,6 +103,8 @@ def test_probe_all(probe_stack, request, tmp_path):
                                + _family_data(str(Path(probe_stack[0]).relative_to(REPO_ROOT)), request),
                                tmp_path)
     request.config.probe_results.append((probe_stack, unused))
+    label = " + ".join(str(Path(p).relative_to(REPO_ROOT)) for p in probe_stack)
+    print(f"\nPROBE {label}: {'ok' if not unused else 'NO GRAD: ' + ', '.join(unused)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_synthetic
 from tests.test_configs import _family_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,24 +44,42 @@ FAMILIES = {
 # smaller batches per rank than the config test's 8 where the family allows it
 SMALL_BATCH = {"clip", "siglip", "coca", "video/meanp", "video/space_time", "video/token_rolling",
                "robot/idm", "robot/bc"}
+SHORT_ROWS = ["--data.init_args.batch_size=2", "--data.init_args.sequence_length=128"]
 
 
-def _plan(request, out: Path) -> dict:
+@pytest.fixture(scope="module")
+def two_rank_continual_stream(tmp_path_factory) -> dict[str, Path]:
+    """The continual stream with 2 shards per eval set: each rank evaluates a disjoint part of
+    every eval set in exact mode, which needs a shard per rank."""
+    root = tmp_path_factory.mktemp("continual_two_ranks")
+    make_synthetic("continual", root, 64, 16, 0, "--pool-samples", "64", "--eval-samples", "32")
+    return {"train": root / "pool", "val": root / "heldout", "root": root}
+
+
+def _plan(request, continual: dict[str, Path], out: Path) -> dict:
     runs = []
     for name, stack in FAMILIES.items():
         args = [a for path in stack for a in ("-c", str(REPO_ROOT / path))]
-        args += _family_data(stack[0], request)
+        if name.startswith("continual/"):
+            args += [f"--data.init_args.train_shards={continual['train']}",
+                     f"--data.init_args.val_shards={continual['val']}",
+                     f"--data.init_args.stream.root={continual['root']}", "--model.init_args.init_from=null",
+                     "--data.init_args.num_workers=0", "--data.init_args.batch_size=8"]
+        else:
+            args += _family_data(stack[0], request)
         if name in SMALL_BATCH:
             args.append("--data.init_args.batch_size=4")
+        if name.startswith("interleaved"):
+            args += SHORT_ROWS
         runs.append({"name": name, "args": args})
     return {"out": str(out), "steps": STEPS, "runs": runs}
 
 
 @pytest.fixture(scope="module")
-def family_results(request, tmp_path_factory) -> dict[str, dict]:
+def family_results(request, two_rank_continual_stream, tmp_path_factory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("ddp_families")
     plan_path = out / "plan.json"
-    plan_path.write_text(json.dumps(_plan(request, out)))
+    plan_path.write_text(json.dumps(_plan(request, two_rank_continual_stream, out)))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
