@@ -10,12 +10,12 @@ from mmpretrain.losses.gather import gather_features, rank_and_world_size
 class ClipLoss(nn.Module):
     """(CE(image -> text) + CE(text -> image)) / 2 over logits ``s * I Tᵀ (+ b)``.
 
-    With a process group of size W > 1, features are all-gathered. ``local_loss=True`` builds
-    only this rank's rows ([B, W*B], labels offset by rank*B): memory linear in the global
+    With a process group of size W > 1, features are all-gathered (`losses.gather`: ranks
+    may hold different batch sizes). ``local_loss=True`` builds only this rank's rows
+    ([B, N] for N rows over all ranks, labels offset by this rank's offset) and divides the
+    summed cross entropy by N / W, its share of the global mean: memory linear in the global
     batch, and the mean over ranks equals the full-matrix loss. ``local_loss=False`` builds
-    the full [W*B, W*B] matrix on every rank. Ranks may hold different batch sizes (the
-    sizes are gathered first); each rank's loss is then its share of the global mean, so
-    the mean over ranks still equals the loss of one process on the concatenated batch. ``gather_with_grad=True`` back-propagates
+    the full [N, N] matrix on every rank. ``gather_with_grad=True`` back-propagates
     through the gather, which makes the DDP-averaged gradient equal the single-process
     gradient on the concatenated batch; ``False`` lets only the local features get gradient
     (cheaper, as open_clip's default).
@@ -32,8 +32,8 @@ class ClipLoss(nn.Module):
 
     def logits(self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor,
                logit_bias: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, float]:
-        """(logits_per_image, logits_per_text, labels, rows per rank of the loss) for this
-        rank: the summed cross entropy divided by the last entry is this rank's loss."""
+        """(logits_per_image, logits_per_text, labels, denominator) for this rank: the summed
+        cross entropy divided by the denominator is this rank's loss."""
         _, world_size = rank_and_world_size()
         batch = image_features.shape[0]
         if world_size == 1:

@@ -12,10 +12,10 @@ class SigLipLoss(nn.Module):
 
     The scale ``s`` and bias ``b`` are the model's (``CLIP(init_logit_scale=log(10),
     init_logit_bias=-10, max_logit_scale=None)``). With W > 1 ranks, text features are
-    all-gathered with gradient and each rank scores its B images against all W*B texts,
-    normalised by its share of the global batch (sum of B / W; ranks may hold different B):
-    the mean over ranks (what DDP averages) equals the loss of one
-    process on the concatenated batch, and so do the averaged gradients.
+    all-gathered with gradient and each rank scores its B images against all N texts of the
+    global batch, normalised by its share of it (N / W; ranks may hold different B): the
+    mean over ranks (what DDP averages) equals the loss of one process on the concatenated
+    batch, and so do the averaged gradients.
     """
 
     def pair_logits(self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor,
