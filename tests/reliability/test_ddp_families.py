@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -81,12 +82,19 @@ def family_results(request, two_rank_continual_stream, tmp_path_factory) -> dict
     plan_path = out / "plan.json"
     plan_path.write_text(json.dumps(_plan(request, two_rank_continual_stream, out)))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(REPO_ROOT / "tests/reliability/ddp_families.py"), str(plan_path)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    return {r["name"]: r for r in json.loads((out / "results.json").read_text())}
+    results = json.loads((out / "results.json").read_text())
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(f"\n2-rank families: {cpu:.0f} CPU s in all; per family (steps, resumed step, wall s):")
+    for r in results:
+        print(f"  {r['name']:28s} {r.get('last_step')} {r.get('resumed_step')} {r['seconds']}")
+    return {r["name"]: r for r in results}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
