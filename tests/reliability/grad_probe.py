@@ -29,15 +29,22 @@ ONE_STEP = ["--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--trainer
 
 
 class UnusedParameterProbe(L.Callback):
-    """After the first backward: the names of trainable parameters whose grad is None."""
+    """Over the backward passes of the first training step (one, or one per micro-batch with
+    manual optimization, e.g. gradient caching), the names of trainable parameters that
+    never had a gradient."""
 
     def __init__(self) -> None:
         self.unused: list[str] | None = None
+        self._with_grad: set[str] = set()
 
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.unused is None:
+            self._with_grad |= {name for name, p in pl_module.named_parameters() if p.grad is not None}
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self.unused is None:
             self.unused = [name for name, p in pl_module.named_parameters()
-                           if p.requires_grad and p.grad is None]
+                           if p.requires_grad and name not in self._with_grad]
 
 
 def unused_parameters(config_args: list[str], run_dir: Path) -> list[str]:
