@@ -9,6 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from mmpretrain.losses.gather import all_gather_rows
 
 FIRST_TASK_MOMENTUM = 0.995
 LATER_TASK_MOMENTUM = 0.9
@@ -57,7 +60,10 @@ class MomentumQueue(nn.Module):
     """FIFO of momentum-model image and text features used as extra negatives.
 
     Buffers, so the queue is saved in checkpoints and restored on resume. Only the slots
-    written so far are returned; once full, the oldest entries are overwritten.
+    written so far are returned; once full, the oldest entries are overwritten. Across ranks
+    (as MoCo, on which CTP builds) every rank enqueues the keys of all ranks in rank order
+    (:meth:`enqueue_from_all_ranks`), so the queues stay identical without DDP's buffer
+    broadcast, which must leave them alone (:func:`exclude_from_ddp_broadcast`).
     """
 
     def __init__(self, dim: int, size: int = 1024) -> None:
@@ -82,10 +88,27 @@ class MomentumQueue(nn.Module):
         self.ptr.copy_((self.ptr + img_BD.shape[0]) % self.size)
         self.filled.copy_(torch.clamp(self.filled + img_BD.shape[0], max=self.size))
 
+    @torch.no_grad()
+    def enqueue_from_all_ranks(self, img_BD: Tensor, txt_BD: Tensor) -> None:
+        """Enqueue the keys of every rank (gathered in rank order; ranks may hold different
+        batch sizes); a single process enqueues its own."""
+        all_img_ND, rows = all_gather_rows(img_BD.detach(), with_grad=False)
+        all_txt_ND, _ = all_gather_rows(txt_BD.detach(), with_grad=False, rows=rows)
+        self.enqueue(all_img_ND, all_txt_ND)
+
     def features(self) -> tuple[Tensor, Tensor]:
         """(image [Q, D], text [Q, D]) for the Q <= size slots filled so far."""
         filled = int(self.filled)
         return self.img_QD[:filled], self.txt_QD[:filled]
+
+
+def exclude_from_ddp_broadcast(owner: nn.Module, queue: MomentumQueue) -> None:
+    """Keep `queue`'s buffers (a submodule of `owner`, the module DDP wraps) out of DDP's
+    buffer broadcast, which would otherwise replace every rank's queue with rank 0's on each
+    forward. Call before DDP wraps `owner`."""
+    prefix = next(name for name, module in owner.named_modules() if module is queue)
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+        owner, [f"{prefix}.{name}" for name, _ in queue.named_buffers()])
 
 
 def momentum_contrast_loss(img_BD: Tensor, txt_BD: Tensor, mom_img_BD: Tensor, mom_txt_BD: Tensor,

@@ -1,8 +1,14 @@
 """Elastic weight consolidation (Kirkpatrick et al. 2017) with a diagonal Fisher.
 
 penalty = (lambda / 2) sum_i F_i (theta_i - theta*_i)^2, with theta* the weights at the end of
-the last task and F the diagonal Fisher, estimated as the mean squared gradient of the
-training loss over the batches it was accumulated on (the empirical Fisher). Over a stream
+the last task and F the diagonal Fisher, estimated as the squared gradient of the *mean batch
+loss*, averaged over the batches it was accumulated on: F_i = mean_b (d L_b / d theta_i)^2.
+This is not the per-sample empirical Fisher mean_n (d l_n / d theta_i)^2: squaring a batch
+mean keeps E[g]^2 but only Var[g] / B of the per-sample spread, so where per-sample gradients
+disagree F is up to B times smaller, and lambda is larger than with a per-sample Fisher
+(per-sample gradients would cost B backward passes, or a vmap over the towers, per step).
+Under DDP the gradient seen after backward is already averaged over ranks, so F is that of
+the global batch's mean loss and identical on every rank. Over a stream
 the Fisher accumulates online: F <- decay F + F_t (decay 1 = sum over tasks, as in EWC with
 one penalty per task sharing an anchor; < 1 = online EWC of Schwarz et al. 2018).
 """

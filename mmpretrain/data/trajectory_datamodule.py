@@ -36,7 +36,8 @@ class TrajectoryDataModule(WebDataModule):
     ) -> None:
         """`window`: frames per training sample (a random crop of the stored window; None =
         the whole stored window). `min_confidence`: train steps whose label confidence is
-        lower are masked out of the loss (human labels have confidence 1)."""
+        lower are masked out of the loss (human labels have confidence 1); steps of
+        confidence 0 carry no label and are always masked."""
         super().__init__(train_shards=train_shards, val_shards=val_shards, train_weights=train_weights,
                          batch_size=batch_size, val_batch_size=val_batch_size, num_workers=num_workers,
                          mode=mode, samples_per_epoch=samples_per_epoch, shuffle_buffer=shuffle_buffer,

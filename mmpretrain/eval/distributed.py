@@ -5,31 +5,25 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from mmpretrain.losses.gather import all_gather_rows
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def gather_uneven(tensor_ND: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """All-gather along dim 0 when ranks hold different numbers of rows.
+    """All-gather along dim 0 when ranks hold different numbers of rows (the training
+    losses' gather, `losses.gather.all_gather_rows`, without gradient).
 
     Returns the concatenation in rank order and this rank's row offset in it (so a rank can
     find its own queries' targets in the global list).
     """
     if not is_distributed():
         return tensor_ND, 0
-    world, rank = dist.get_world_size(), dist.get_rank()
-    local_n = torch.tensor([tensor_ND.shape[0]], device=tensor_ND.device)
-    sizes = [torch.zeros_like(local_n) for _ in range(world)]
-    dist.all_gather(sizes, local_n)
-    sizes_list = [int(s.item()) for s in sizes]
-    max_n = max(sizes_list)
-    padded = tensor_ND.new_zeros((max_n, *tensor_ND.shape[1:]))
-    padded[: tensor_ND.shape[0]] = tensor_ND
-    gathered = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(gathered, padded)
-    parts = [g[:n] for g, n in zip(gathered, sizes_list)]
-    return torch.cat(parts, dim=0), sum(sizes_list[:rank])
+    with torch.no_grad():
+        gathered_ND, rows = all_gather_rows(tensor_ND.detach(), with_grad=False)
+    return gathered_ND, rows.offset
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:

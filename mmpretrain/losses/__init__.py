@@ -4,7 +4,9 @@ from mmpretrain.losses.action import FactoredActionLoss, masked_mse
 from mmpretrain.losses.captioning import CoCaLoss
 from mmpretrain.losses.contrastive import ClipLoss
 from mmpretrain.losses.gather import (
+    RankRows,
     all_gather_local_grad_only,
+    all_gather_rows,
     all_gather_with_grad,
     gather_features,
     rank_and_world_size,
@@ -20,7 +22,9 @@ __all__ = [
     "MultiPositiveClipLoss",
     "NextTokenLoss",
     "SigLipLoss",
+    "RankRows",
     "all_gather_local_grad_only",
+    "all_gather_rows",
     "all_gather_with_grad",
     "gather_features",
     "rank_and_world_size",

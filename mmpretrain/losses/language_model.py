@@ -6,7 +6,7 @@ not padding). So nothing is learned across document boundaries or on image place
 the last placeholder of an image does predict the first caption token (after seeing the image).
 
 PRIOR-style weighting (down-weight tokens a text-only reference model already predicts):
-w_t = min(p_ref(y_t) ** -alpha, max_weight), renormalised to mean 1 over the batch's targets,
+w_t = min(p_ref(y_t) ** -alpha, max_weight), renormalised to mean 1 over the global batch's targets,
 so the loss scale stays comparable while image-dependent tokens (low p_ref) count more.
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mmpretrain.losses.gather import rank_and_world_size, sum_over_ranks
 
 
 def next_token_targets(tokens_BL: Tensor, segment_ids_BL: Tensor, text_mask_BL: Tensor) -> tuple[Tensor, Tensor]:
@@ -27,15 +29,23 @@ def next_token_targets(tokens_BL: Tensor, segment_ids_BL: Tensor, text_mask_BL: 
 
 def prior_token_weights(reference_logits_TV: Tensor, targets_T: Tensor, alpha: float = 1.0,
                         max_weight: float = 5.0) -> Tensor:
-    """PRIOR-style weights [T] (mean 1) from a text-only reference model's logits."""
+    """PRIOR-style weights [T] (mean 1 over the targets of all ranks) from a text-only
+    reference model's logits."""
     with torch.no_grad():
         log_p_T = -F.cross_entropy(reference_logits_TV.float(), targets_T, reduction="none")
         weights_T = torch.exp(-alpha * log_p_T).clamp(max=max_weight)
-        return weights_T / weights_T.mean().clamp(min=1e-12)
+        totals = sum_over_ranks(torch.stack([weights_T.sum(), weights_T.new_tensor(float(weights_T.numel()))]))
+        return weights_T / (totals[0] / totals[1].clamp(min=1)).clamp(min=1e-12)
 
 
 class NextTokenLoss(nn.Module):
-    """Mean (or `weights`-weighted mean) cross-entropy of next-token logits [T, V] vs targets [T]."""
+    """Mean (or `weights`-weighted mean) cross-entropy of next-token logits [T, V] vs targets [T].
+
+    Across ranks the mean is over the targets of all ranks (packing makes the token count per
+    rank vary): each rank divides its sum by the global count (or weight total) / world size,
+    so the mean over ranks, which DDP optimises, equals one process on the concatenated batch.
+    Every rank must call it once per step (one all-reduce of the count).
+    """
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -44,10 +54,14 @@ class NextTokenLoss(nn.Module):
         self.label_smoothing = label_smoothing
 
     def forward(self, logits_TV: Tensor, targets_T: Tensor, weights_T: Tensor | None = None) -> Tensor:
-        if targets_T.numel() == 0:
-            return logits_TV.sum() * 0.0
         nll_T = F.cross_entropy(logits_TV.float(), targets_T, reduction="none",
                                 label_smoothing=self.label_smoothing)
         if weights_T is None:
-            return nll_T.mean()
-        return (nll_T * weights_T).sum() / weights_T.sum().clamp(min=1e-12)
+            weights_T = torch.ones_like(nll_T)
+        # an empty rank still has a gradient path (DDP) and joins the count's all-reduce
+        total = (nll_T * weights_T).sum() + logits_TV.sum() * 0.0
+        _, world_size = rank_and_world_size()
+        global_weight = sum_over_ranks(weights_T.sum().float())
+        if float(global_weight) <= 0:
+            return total
+        return total * world_size / global_weight

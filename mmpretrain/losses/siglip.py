@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmpretrain.losses.gather import all_gather_with_grad, rank_and_world_size
+from mmpretrain.losses.gather import all_gather_rows
 
 
 class SigLipLoss(nn.Module):
@@ -12,22 +12,22 @@ class SigLipLoss(nn.Module):
 
     The scale ``s`` and bias ``b`` are the model's (``CLIP(init_logit_scale=log(10),
     init_logit_bias=-10, max_logit_scale=None)``). With W > 1 ranks, text features are
-    all-gathered with gradient and each rank scores its B images against all W*B texts,
-    normalised by its local B: the mean over ranks (what DDP averages) equals the loss of one
-    process on the concatenated batch, and so do the averaged gradients.
+    all-gathered with gradient and each rank scores its B images against all N texts of the
+    global batch, normalised by its share of it (N / W; ranks may hold different B): the
+    mean over ranks (what DDP averages) equals the loss of one process on the concatenated
+    batch, and so do the averaged gradients.
     """
 
     def pair_logits(self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor,
-                    logit_bias: Tensor) -> tuple[Tensor, Tensor]:
-        """(logits [B, W*B] of local images vs all texts, targets z in {-1, +1} [B, W*B])."""
-        rank, world_size = rank_and_world_size()
-        batch = image_features.shape[0]
-        all_text_ND = all_gather_with_grad(text_features)
+                    logit_bias: Tensor) -> tuple[Tensor, Tensor, float]:
+        """(logits [B, N] of local images vs all N texts, targets z in {-1, +1} [B, N], the
+        denominator of this rank's share of the global mean: sum of B over ranks / W)."""
+        all_text_ND, rows = all_gather_rows(text_features, with_grad=True)
         logits_BN = logit_scale * image_features @ all_text_ND.T + logit_bias
         targets_BN = -torch.ones_like(logits_BN)
-        rows = torch.arange(batch, device=logits_BN.device)
-        targets_BN[rows, rows + rank * batch] = 1.0
-        return logits_BN, targets_BN
+        own = torch.arange(image_features.shape[0], device=logits_BN.device)
+        targets_BN[own, own + rows.offset] = 1.0
+        return logits_BN, targets_BN, rows.total / len(rows.sizes)
 
     def forward(self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor,
                 logit_bias: Tensor | None = None) -> Tensor:
@@ -37,6 +37,6 @@ class SigLipLoss(nn.Module):
         if logit_bias is None:
             raise ValueError("SigLipLoss needs a learnable logit bias: set the CLIP model's "
                              "init_logit_bias (SigLIP uses -10) and max_logit_scale: null")
-        logits_BN, targets_BN = self.pair_logits(image_features, text_features, logit_scale,
-                                                 logit_bias)
-        return -F.logsigmoid(targets_BN * logits_BN).sum() / image_features.shape[0]
+        logits_BN, targets_BN, denominator = self.pair_logits(image_features, text_features,
+                                                              logit_scale, logit_bias)
+        return -F.logsigmoid(targets_BN * logits_BN).sum() / (denominator if denominator > 0 else 1.0)

@@ -9,7 +9,8 @@ method options of continual pretraining as config deltas.
 - `merging` (`continual.merging.WeightMerging`): EMA-/ZS-/FT-merge at task boundaries.
 - `ctp`: CTP (compatible momentum contrast + topology preservation): a momentum model and a
   frozen reference copy of the weights at each task start are submodules (so they are in the
-  checkpoint), the momentum queue is a buffer.
+  checkpoint), the momentum queue is a buffer that every rank fills with the momentum keys
+  of all ranks (kept out of DDP's buffer broadcast).
 - `ewc` (`continual.ewc.EWC`): the classic diagonal-Fisher baseline, consolidated at task ends.
 
 Task boundaries are driven by `callbacks.continual.ContinualEvaluation` (added automatically
@@ -32,6 +33,7 @@ from mmpretrain.callbacks.continual import ContinualEvaluation
 from mmpretrain.continual.ctp import (
     MomentumQueue,
     ctp_momentum_update,
+    exclude_from_ddp_broadcast,
     momentum_contrast_loss,
     topology_preservation_loss,
 )
@@ -101,6 +103,7 @@ class ContinualTask(ContrastiveTask):
             self.momentum_model = copy.deepcopy(self.model).requires_grad_(False)
             self.reference_model = copy.deepcopy(self.model).requires_grad_(False)
             self.ctp_queue = MomentumQueue(self.model.text.output_dim, self.ctp_queue_size)
+            exclude_from_ddp_broadcast(self, self.ctp_queue)
 
     def configure_callbacks(self) -> list[Callback]:
         if any(isinstance(c, ContinualEvaluation) for c in self.trainer.callbacks):
@@ -190,7 +193,7 @@ class ContinualTask(ContrastiveTask):
                                                queue_img_QD, queue_txt_QD, out["logit_scale"])
         topology_loss = topology_preservation_loss(img_BD, txt_BD, reference["image_features"],
                                                    reference["text_features"], self.ctp_tau)
-        self.ctp_queue.enqueue(momentum["image_features"], momentum["text_features"])
+        self.ctp_queue.enqueue_from_all_ranks(momentum["image_features"], momentum["text_features"])
         batch_size = img_BD.shape[0]
         self.log("train/ctp_momentum_loss", momentum_loss.detach(), batch_size=batch_size)
         self.log("train/ctp_topology_loss", topology_loss.detach(), batch_size=batch_size)

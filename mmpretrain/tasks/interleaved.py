@@ -47,7 +47,8 @@ class InterleavedTask(LightningModule):
         caption_rank_candidates: int = 4,
         eval_chunk_size: int = 1024,
     ) -> None:
-        """`model`: an `InterleavedLM`. `contrastive_weight` 0 turns the contrastive loss off.
+        """`model`: an `InterleavedLM`. `contrastive_weight` 0 turns the contrastive loss off
+        and freezes the heads only it trains (`InterleavedLM.contrastive_head_parameters`).
         `prior_weighting`: PRIOR-style LM token weights (alpha, max weight: see
         `losses.language_model.prior_token_weights`)."""
         super().__init__()
@@ -58,6 +59,10 @@ class InterleavedTask(LightningModule):
         self.lm_loss = lm_loss if lm_loss is not None else NextTokenLoss()
         self.contrastive_loss = contrastive_loss if contrastive_loss is not None else ClipLoss()
         self.contrastive_weight = contrastive_weight
+        if contrastive_weight == 0:
+            # no loss reaches these heads: frozen, so DDP's find_unused_parameters=false holds
+            for param in model.contrastive_head_parameters():
+                param.requires_grad_(False)
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.prior_weighting, self.prior_alpha, self.prior_max_weight = prior_weighting, prior_alpha, prior_max_weight
         self.caption_rank_candidates, self.eval_chunk_size = caption_rank_candidates, eval_chunk_size

@@ -51,6 +51,19 @@ def test_singular_and_number_words():
     assert matcher("dogs") == ["dog"]
 
 
+PLURALS = {"shoes": "shoe", "buses": "bus", "canoes": "canoe", "horseshoes": "horseshoe", "toes": "toe",
+           "potatoes": "potato", "heroes": "hero", "houses": "house", "causes": "cause", "viruses": "virus",
+           "movies": "movie", "cookies": "cookie", "prizes": "prize", "buzzes": "buzz", "waltzes": "waltz",
+           "quizzes": "quiz", "headaches": "headache", "beaches": "beach", "lenses": "lens", "cases": "case"}
+
+
+def test_singular_of_e_and_s_ending_nouns():
+    assert {w: singular(w) for w in PLURALS} == PLURALS
+    assert all(singular(s) == s for s in PLURALS.values())  # vocabulary entries stay as they are
+    assert CaptionConceptMatcher(["shoe", "bus", "canoe"])("two shoes, three buses and canoes") == \
+        ["shoe"] * 2 + ["bus"] * 3 + ["canoe"]
+
+
 def test_caption_annotation_recovers_synthetic_classes(image_text_shards, tmp_path):
     out = tmp_path / "annotated"
     run_tool("annotate_concepts.py", str(image_text_shards["val"]), "--out", str(out),

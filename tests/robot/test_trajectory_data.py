@@ -78,6 +78,9 @@ def test_confidence_masks_and_unlabelled_video():
     sample = TrajectoryDecoder(ACTION_SPACE, min_confidence=0.5)(_sample(confidence=[0.9, 0.2, 0.5, 0.0]))
     assert sample["action_mask"].tolist() == [True, False, True, False]
     assert TrajectoryDecoder(ACTION_SPACE)(_sample())["action_mask"].all()
+    # the default threshold still drops zero-confidence steps (pseudo-labels' last step)
+    default = TrajectoryDecoder(ACTION_SPACE)(_sample(confidence=[0.9, 0.2, 0.01, 0.0]))
+    assert default["action_mask"].tolist() == [True, True, True, False]
     unlabelled = TrajectoryDecoder(ACTION_SPACE, require_actions=False)(_sample(actions=False))
     assert not unlabelled["action_mask"].any() and unlabelled["actions"].shape == (4, ACTION_SPACE.dim)
     batch = TrajectoryDecoder(ACTION_SPACE).collate([TrajectoryDecoder(ACTION_SPACE)(_sample())] * 3)

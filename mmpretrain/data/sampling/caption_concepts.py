@@ -22,10 +22,23 @@ IRREGULAR_SINGULARS: dict[str, str] = {
     "geese": "goose", "feet": "foot", "teeth": "tooth", "oxen": "ox", "knives": "knife",
     "leaves": "leaf", "wolves": "wolf", "shelves": "shelf", "loaves": "loaf", "halves": "half",
     "lives": "life", "wives": "wife", "calves": "calf", "sheep": "sheep", "fish": "fish", "deer": "deer",
+    "quizzes": "quiz", "gases": "gas", "lenses": "lens", "lens": "lens", "busses": "bus", "axes": "axe",
 }
 # words that end in "s" in the singular
 _S_SINGULARS = ("ss", "us", "is", "ous", "ics")
-_ES_PLURALS = ("sses", "shes", "ches", "xes", "zes", "oes")
+# plurals that add "es" to the singular ("zes" only after "zz"/"tz": prizes, sizes add "s")
+_ES_PLURALS = ("sses", "shes", "ches", "xes", "zzes", "tzes", "oes", "uses")
+# ...unless the singular already ends in "e" (shoe, canoe, house, cause, niche)
+_E_SINGULAR_ENDINGS = ("shoes", "ouses", "auses", "euses")
+_E_SINGULARS = frozenset({
+    "canoe", "toe", "hoe", "oboe", "floe", "foe", "roe", "throe", "tiptoe", "sloe", "mistletoe",
+    "fuse", "muse", "excuse", "ruse", "recluse", "abuse", "use", "refuse", "hypotenuse",
+    "ache", "headache", "moustache", "mustache", "cache", "niche", "quiche", "cliche", "avalanche",
+    "psyche", "creche", "microfiche"})
+# singulars ending in "ie", whose plural is not the "-y" -> "-ies" one
+_IE_SINGULARS = frozenset({
+    "movie", "cookie", "zombie", "brownie", "selfie", "rookie", "calorie", "pixie", "smoothie",
+    "hoodie", "necktie", "goalie", "collie", "sweetie", "prairie", "magpie", "genie", "budgie"})
 # a number word may stand this many modifier words before its concept ("two small red circles")
 MAX_MODIFIER_GAP = 2
 _BOUNDARY_WORDS = frozenset({"and", "or", "with", "of", "on", "in", "over", "under", "near", "by", "the"})
@@ -35,6 +48,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 def singular(word: str) -> str:
     if word in IRREGULAR_SINGULARS:
         return IRREGULAR_SINGULARS[word]
+    if word.endswith("s") and (word[:-1] in _E_SINGULARS or word[:-1] in _IE_SINGULARS
+                               or word.endswith(_E_SINGULAR_ENDINGS)):
+        return word[:-1]
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if word.endswith(_ES_PLURALS):

@@ -7,7 +7,8 @@ window of T frames the last action's outcome lies outside the window.
 json: `fps`, `episode`, `frame_start`, `label_source` ("human" / "idm" / "none"), optional
 per-step `confidence` (IDM labels; human labels count as 1.0) and `action_space`
 (`ActionSpace.to_json`; a window whose action columns differ from the configured space is skipped,
-its axis quantization may differ). Steps whose confidence is below `min_confidence` are masked out.
+its axis quantization may differ). Steps whose confidence is below `min_confidence`, and
+steps of confidence 0 (no label) always, are masked out.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class TrajectoryDecoder:
             confidence = np.asarray(meta.get("confidence", np.ones(steps)), dtype=np.float32)
             if confidence.shape != (steps,):
                 raise SkipSample("bad_json", f"confidence has {confidence.shape} entries for {steps} frames")
-            mask = confidence >= self.min_confidence
+            # a zero-confidence step carries no label (the IDM's last step of a window), whatever
+            # the threshold
+            mask = (confidence > 0) & (confidence >= self.min_confidence)
         elif self.require_actions:
             raise SkipSample("missing_actions")
         else:

@@ -336,7 +336,9 @@ class ShardStream(IterableDataset):
             samples, emitted = [], []
             for index in result.decode_order():
                 try:
-                    samples.append(self.decode(raws[index]))
+                    # seeded by the sample's raw-stream position, exactly as the plain path
+                    with _augmentation_rng(self.seed, epoch, self.rank, worker, consumed - len(raws) + index + 1):
+                        samples.append(self.decode(raws[index]))
                 except SkipSample as skip:
                     skips.add(skip.reason)
                     continue

@@ -130,6 +130,13 @@ class InterleavedLM(nn.Module):
         the head is tied to the token embedding."""
         return hidden_BLD.flatten(0, 1)[flat_index_T] @ self.token_embedding.weight.T
 
+    def contrastive_head_parameters(self) -> list[nn.Parameter]:
+        """The parameters only the image-text contrastive term reaches: the text head
+        (`ln_text`, `text_projection`), the temperature and the image tower's pooling head
+        (`ln_post`, `proj`; the LM reads the unpooled tokens through the resampler)."""
+        pooling = [p for name, p in self.visual.named_parameters() if name.split(".")[0] in ("ln_post", "proj")]
+        return [*self.ln_text.parameters(), self.text_projection, self.logit_scale, *pooling]
+
     def text_embedding(self, text_hidden_BLD: Tensor, flat_index_N: Tensor, normalize: bool = True) -> Tensor:
         """Contrastive text embedding [N, output_dim] read at flat positions (the chunk ends)."""
         features_ND = self.ln_text(text_hidden_BLD.flatten(0, 1)[flat_index_N]) @ self.text_projection
