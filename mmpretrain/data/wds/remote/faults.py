@@ -1,0 +1,89 @@
+"""Which read errors are worth retrying, and the retry loop with exponential backoff + jitter.
+
+Transient: connection reset/refused/aborted, timeouts, a response cut short, HTTP 429 and
+5xx, S3 SlowDown/throttling. Permanent: 403/404 and other 4xx, missing objects, denied
+access; those fail at once with a message naming the URL (credentials redacted).
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import socket
+import time
+import urllib.error
+from collections.abc import Callable
+from typing import TypeVar
+
+from mmpretrain.data.wds.remote.locations import redact
+from mmpretrain.data.wds.remote.options import ShardReadOptions
+
+T = TypeVar("T")
+
+_TRANSIENT_WORDS = ("slowdown", "slow down", "throttl", "timeout", "timed out", "reset", "temporar",
+                    "unavailable", "internalerror", "serviceunavailable", "requesttimeout", "too many requests",
+                    "connection", "broken pipe", "503", "500", "502", "504", "429")
+_PERMANENT_EXCEPTIONS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+# private generator: jitter must not move the global `random` that seeds augmentations
+_JITTER = random.Random()
+
+
+class ShardFault(Exception):
+    """A shard read that failed for good; `reason` is the skip counter it goes to
+    (`unreadable_shard` before any byte was read, `truncated_tar` after)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TransientError(Exception):
+    """Raised by our own readers for a retryable condition (e.g. a body shorter than announced)."""
+
+
+def http_status(exn: BaseException) -> int | None:
+    if isinstance(exn, urllib.error.HTTPError):
+        return exn.code
+    status = getattr(exn, "status", None) or getattr(exn, "code", None)
+    return status if isinstance(status, int) else None
+
+
+def is_transient(exn: BaseException) -> bool:
+    if isinstance(exn, TransientError):
+        return True
+    status = http_status(exn)
+    if status is not None:
+        return status == 429 or status >= 500
+    if isinstance(exn, _PERMANENT_EXCEPTIONS):
+        return False
+    if isinstance(exn, (ConnectionError, TimeoutError, socket.timeout, http.client.IncompleteRead,
+                        http.client.RemoteDisconnected, EOFError)):
+        return True
+    if isinstance(exn, urllib.error.URLError):
+        return not isinstance(exn.reason, str) or any(w in exn.reason.lower() for w in _TRANSIENT_WORDS)
+    text = f"{type(exn).__name__} {exn}".lower()
+    return any(word in text for word in _TRANSIENT_WORDS)
+
+
+def describe(exn: BaseException) -> str:
+    status = http_status(exn)
+    detail = f"HTTP {status}" if status is not None else f"{type(exn).__name__}: {exn}"
+    return redact(detail)
+
+
+def backoff_delay(attempt: int, options: ShardReadOptions) -> float:
+    return min(options.max_backoff_s, options.backoff_s * 2**attempt) * _JITTER.uniform(0.5, 1.0)
+
+
+def with_retries(action: Callable[[], T], options: ShardReadOptions, what: str) -> T:
+    """`action()`, retried on transient errors; raises ShardFault('unreadable_shard') when it
+    fails for good. `what` names the location (redacted here)."""
+    for attempt in range(options.retries + 1):
+        try:
+            return action()
+        except Exception as exn:  # noqa: BLE001 - classified below
+            if not is_transient(exn) or attempt == options.retries:
+                tries = f" after {attempt + 1} tries" if attempt else ""
+                raise ShardFault("unreadable_shard", f"cannot read {redact(what)}{tries}: {describe(exn)}") from exn
+            time.sleep(backoff_delay(attempt, options))
+    raise AssertionError("unreachable")
