@@ -32,6 +32,7 @@ from mmpretrain.data.sources.image_text import ImageTextDecoder
 from mmpretrain.data.tokenizer import Tokenizer
 from mmpretrain.data.transforms import ImageTransform
 from mmpretrain.data.wds.dataset import ShardStream, resolve_rank_world
+from mmpretrain.data.wds.remote.options import ShardReadOptions
 from mmpretrain.data.wds.shard_spec import ShardSpec, parse_shard_spec
 from mmpretrain.data.wds.skips import SkipCounter
 
@@ -60,6 +61,7 @@ class WebDataModule(LightningDataModule):
         selection: BatchSelection | None = None,
         tokenizer: str | None = None,
         preprocess: str | None = None,
+        read_options: ShardReadOptions | None = None,
     ) -> None:
         """`train_weights`: mixture weight per `::`-separated train source (resampled mode).
         `samples_per_epoch`: epoch length in resampled mode (None = endless, train by
@@ -70,7 +72,9 @@ class WebDataModule(LightningDataModule):
         `tokenizer`: tokenize with this open_clip model's tokenizer (e.g. 'ViT-B-16-SigLIP',
         or local-dir:DIR / hf-hub:REPO; HF tokenizer files from the local cache only), at
         `context_length`. `preprocess`: the model's (or 'MODEL:TAG' pretrained tag's) mean/std,
-        interpolation and resize mode, at `image_size` (see `data/model_preprocess.py`)."""
+        interpolation and resize mode, at `image_size` (see `data/model_preprocess.py`).
+        `read_options`: retries, timeouts, read-ahead and local cache for shards given as URLs or
+        `pipe:` commands (see docs/remote_shards.md)."""
         super().__init__()
         if mode not in ("resampled", "exact"):
             raise ValueError(f"mode must be 'resampled' or 'exact', got {mode!r}")
@@ -87,6 +91,7 @@ class WebDataModule(LightningDataModule):
         self.persistent_workers = persistent_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.selection = selection
+        self.read_options = read_options
         if selection is not None:
             if mode != "resampled":
                 raise ValueError("selection (online batch selection) needs mode='resampled'")
@@ -131,7 +136,7 @@ class WebDataModule(LightningDataModule):
                 self._train_spec, self.train_decoder, self.batch_size, mode=self.mode, seed=self.seed,
                 shuffle_buffer=self.shuffle_buffer, samples_per_epoch=self.samples_per_epoch,
                 collate=self.train_decoder.collate, drop_last=True, rank=rank, world_size=world_size,
-                num_workers=self.num_workers, selector=self._selector(world_size))
+                num_workers=self.num_workers, selector=self._selector(world_size), read_options=self.read_options)
             if self._pending_state is not None:
                 self._apply_state(self._pending_state)
         if self.trainer is not None:
@@ -169,7 +174,7 @@ class WebDataModule(LightningDataModule):
             self._val_stream = ShardStream(
                 self._val_spec, self.val_decoder, self.val_batch_size, mode="exact", seed=self.seed,
                 shuffle_buffer=0, collate=self.val_decoder.collate, drop_last=False, rank=rank,
-                world_size=world_size, num_workers=num_workers)
+                world_size=world_size, num_workers=num_workers, read_options=self.read_options)
         return self._loader(self._val_stream, self._val_stream.num_workers)
 
     def test_dataloader(self) -> DataLoader | list:
