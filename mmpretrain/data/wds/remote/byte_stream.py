@@ -58,9 +58,13 @@ class ShardByteStream:
     def read(self, n: int | None = -1) -> bytes:
         if n is None or n < 0:
             return b"".join(iter(lambda: self.read(_FETCH_BYTES), b""))
-        while len(self._ahead) < n and not self._eof:
-            self._fetch()
-        if self._deferred is not None and len(self._ahead) < max(n, 1):
+        try:
+            while len(self._ahead) < n and not self._eof:
+                self._fetch()
+        except ShardFault as fault:
+            # hand over the bytes before the fault first, as a cut local file would
+            self._deferred = fault
+        if self._deferred is not None and not self._ahead and n > 0:
             fault, self._deferred = self._deferred, None
             raise fault
         out = bytes(self._ahead[:n])

@@ -4,7 +4,8 @@
 remote shard, or a `ShardByteStream` (feeding the cache when one is configured).
 `ShardOpener` is held by one DataLoader worker: told which shard comes next (`hint`), it opens
 that stream and prefetches its first bytes in a background thread while the current shard
-decodes, so network latency overlaps compute. Local files need no read-ahead.
+decodes, so network latency overlaps compute. The same shard drawn twice in a row (resampled
+mode) is simply opened again. Local files need no read-ahead.
 """
 
 from __future__ import annotations
@@ -37,43 +38,41 @@ def _open_and_prefetch(location: str, options: ShardReadOptions):
 
 
 class ShardOpener:
-    """Opens shards for one reader, with the hinted next one opened ahead in a thread."""
+    """Opens shards for one reader, with the hinted next ones opened ahead in a thread."""
 
-    def __init__(self, options: ShardReadOptions = DEFAULT_READ_OPTIONS) -> None:
+    def __init__(self, options: ShardReadOptions = DEFAULT_READ_OPTIONS, depth: int = 2) -> None:
         self.options = options
+        self.depth = depth  # streams held open ahead: the one about to be read and its successor
         self._pool: ThreadPoolExecutor | None = None
-        self._ahead: tuple[str, Future] | None = None
+        self._ahead: dict[str, Future] = {}
 
     def __call__(self, location: str):
-        if self._ahead is not None and self._ahead[0] == location:
-            future = self._ahead[1]
-            self._ahead = None
+        future = self._ahead.pop(location, None)
+        if future is not None:
             return future.result()
-        self._drop_ahead()
         return open_shard(location, self.options)
 
     def hint(self, location: str | None) -> None:
-        """`location` will be opened next; start on it now when it is remote."""
-        if location is None or not self.options.open_ahead or not is_remote(location):
+        """`location` will be opened soon; start on it now when it is remote."""
+        if (location is None or not self.options.open_ahead or not is_remote(location)
+                or location in self._ahead):
             return
-        if self._ahead is not None and self._ahead[0] == location:
-            return
-        self._drop_ahead()
+        while len(self._ahead) >= self.depth:
+            self._drop(next(iter(self._ahead)))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-read-ahead")
-        self._ahead = (location, self._pool.submit(_open_and_prefetch, location, self.options))
+        self._ahead[location] = self._pool.submit(_open_and_prefetch, location, self.options)
 
     def close(self) -> None:
-        self._drop_ahead()
+        for location in list(self._ahead):
+            self._drop(location)
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def _drop_ahead(self) -> None:
-        if self._ahead is not None:
-            _, future = self._ahead
-            self._ahead = None
-            try:
-                future.result().close()
-            except Exception:  # noqa: BLE001 - an unused read-ahead may have failed; nothing to report
-                pass
+    def _drop(self, location: str) -> None:
+        future = self._ahead.pop(location)
+        try:
+            future.result().close()
+        except Exception:  # noqa: BLE001 - an unused read-ahead may have failed; nothing to report
+            pass

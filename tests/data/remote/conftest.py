@@ -1,0 +1,39 @@
+"""Session-wide loopback servers over one set of img2dataset-style shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.remote_servers import Faults, ShardHTTPServer, moto_s3, upload_directory, write_img2dataset_shards
+
+I2D_SIZES = [12, 0, 10, 9, 11]  # one empty shard, as img2dataset leaves when every download failed
+
+
+@pytest.fixture(scope="session")
+def remote_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("remote_root")
+    write_img2dataset_shards(root / "i2d", I2D_SIZES)
+    return root
+
+
+@pytest.fixture(scope="session")
+def http_server(remote_root):
+    with ShardHTTPServer(remote_root) as server:
+        yield server
+
+
+@pytest.fixture
+def http(http_server) -> ShardHTTPServer:
+    """The session's HTTP server with faults reset for this test."""
+    http_server.set_faults(Faults())
+    yield http_server
+    http_server.set_faults(Faults())
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(remote_root) -> str:
+    with moto_s3() as endpoint:
+        upload_directory(remote_root / "i2d", "shards", "laion/i2d")
+        yield endpoint
