@@ -9,6 +9,8 @@ import pytest
 from mmpretrain.data.wds.dataset import ShardStream
 from mmpretrain.data.wds.remote.locations import basename_of, redact
 from mmpretrain.data.wds.shard_spec import parse_shard_spec
+from mmpretrain.data.wds.skips import SkipCounter
+from mmpretrain.data.wds.tar_reader import iter_tar_samples
 from tests.data.remote.conftest import I2D_SIZES
 
 NAMES = [f"{i:05d}.tar" for i in range(len(I2D_SIZES))]
@@ -23,6 +25,10 @@ def test_http_and_s3_specs_mix_with_local_and_take_sizes_from_stats_json(http, s
     # img2dataset writes no sizes.json: every size comes from `{shard}_stats.json` `successes`
     assert [s.size for s in spec.shards] == I2D_SIZES * 3 and spec.total_size == 3 * sum(I2D_SIZES)
     assert [basename_of(s.path) for s in spec.shards] == NAMES * 3
+    skips = SkipCounter()
+    s3_keys = [raw["__key__"] for shard in spec.shards[5:10] for raw in iter_tar_samples(shard.path, skips)]
+    local_keys = [raw["__key__"] for shard in spec.shards[10:] for raw in iter_tar_samples(shard.path, skips)]
+    assert s3_keys == local_keys and len(s3_keys) == sum(I2D_SIZES) and skips.total == 0
 
 
 def test_sizes_json_wins_over_stats_and_pipe_specs_find_sizes_at_their_url(http, remote_root):
