@@ -91,10 +91,10 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class ShardHTTPServer:
-    def __init__(self, root: Path, faults: Faults | None = None) -> None:
+    def __init__(self, root: Path, faults: Faults | None = None, port: int = 0) -> None:
         self.faults = faults or Faults()
         handler = type("Handler", (_Handler,), {"faults": self.faults})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), partial(handler, directory=str(root)))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -182,3 +182,32 @@ def write_img2dataset_shards(out_dir: Path, shard_sizes: list[int], image_size: 
         (out_dir / f"{shard:05d}_stats.json").write_text(json.dumps(stats))
         paths.append(path)
     return paths
+
+
+def main() -> None:
+    """Serve DIR over loopback HTTP and S3 (bucket `shards`, prefix = DIR's name) until killed:
+    `python tests/remote_servers.py DIR [--img2dataset 256,256,0,256]` (writes the shards first)."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--img2dataset", help="comma-separated shard sizes to write into ROOT/i2d first")
+    parser.add_argument("--port", type=int, default=0, help="HTTP port (0 = any free one)")
+    args = parser.parse_args()
+    if args.img2dataset:
+        write_img2dataset_shards(args.root / "i2d", [int(n) for n in args.img2dataset.split(",")], image_size=64)
+    with ShardHTTPServer(args.root, port=args.port) as http, moto_s3() as endpoint:
+        upload_directory(args.root, "shards", args.root.name)
+        print(f"http: {http.url}/  (serving {args.root})", flush=True)
+        print(f"s3: s3://shards/{args.root.name}/  with AWS_ENDPOINT_URL={endpoint} "
+              + " ".join(f"{k}={v}" for k, v in S3_ENV.items()), flush=True)
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()
