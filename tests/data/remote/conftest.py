@@ -34,6 +34,8 @@ def http(http_server) -> ShardHTTPServer:
 
 @pytest.fixture(scope="session")
 def s3_endpoint(remote_root) -> str:
+    pytest.importorskip("moto", reason="the S3 tests need moto[server] (requirements-dev.txt)")
+    pytest.importorskip("s3fs", reason="the S3 tests need s3fs (pip install 'mmpretrain[s3]')")
     with moto_s3() as endpoint:
         upload_directory(remote_root / "i2d", "shards", "laion/i2d")
         yield endpoint

@@ -12,9 +12,12 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from mmpretrain.data.wds.remote.locations import basename_of
+
+_STALE_PARTIAL_S = 24 * 3600
 
 
 def cache_path(cache_dir: str, location: str) -> Path:
@@ -74,6 +77,9 @@ def evict_to(cache_dir: Path, max_bytes: int, keep: Path | None = None) -> None:
     entries = []
     for path in cache_dir.iterdir():
         if path.name.startswith(".partial-"):
+            with contextlib.suppress(FileNotFoundError):  # left by a killed run: never trusted, so drop it
+                if time.time() - path.stat().st_mtime > _STALE_PARTIAL_S:
+                    path.unlink()
             continue
         with contextlib.suppress(FileNotFoundError):  # another worker may evict concurrently
             stat = path.stat()

@@ -12,8 +12,8 @@ import os
 from typing import Any
 
 # protocol -> (client package, mmpretrain extra that installs it)
-_CLIENTS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"),
-            "http": ("aiohttp", "http"), "https": ("aiohttp", "http")}
+# (http/https need none: they are read with the standard library, see openers.py)
+_CLIENTS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
 _FILESYSTEMS: dict[tuple[int, str, float], Any] = {}
 
 
