@@ -32,7 +32,9 @@ from mmpretrain.data.sources.image_text import ImageTextDecoder
 from mmpretrain.data.tokenizer import Tokenizer
 from mmpretrain.data.transforms import ImageTransform
 from mmpretrain.data.wds.dataset import ShardStream, resolve_rank_world
+from mmpretrain.data.wds.remote.locations import is_remote, parent_of, redact
 from mmpretrain.data.wds.remote.options import ShardReadOptions
+from mmpretrain.data.wds.remote.sizes import fetch_optional
 from mmpretrain.data.wds.shard_spec import ShardSpec, parse_shard_spec
 from mmpretrain.data.wds.skips import SkipCounter
 
@@ -241,13 +243,16 @@ class WebDataModule(LightningDataModule):
         """(classnames, tokens [C, T, L]) for every classname x template of classes.json, or
         None when no classes file is configured and none lies beside the val shards."""
         path = self.zeroshot_classes or self._default_classes_path()
-        if self.zeroshot_classes is None and not os.path.exists(path):
-            return None
+        remote = is_remote(path)
         try:
-            with open(path, encoding="utf-8") as f:
-                classes = json.load(f)
-        except (OSError, json.JSONDecodeError) as exn:
-            raise ValueError(f"cannot read zero-shot classes file {path!r}: {exn}") from exn
+            data = fetch_optional(path, remote)
+            if data is None and self.zeroshot_classes is None:
+                return None
+            if data is None:
+                raise FileNotFoundError("no such file")
+            classes = json.loads(data)
+        except (OSError, ValueError) as exn:
+            raise ValueError(f"cannot read zero-shot classes file {redact(path)!r}: {exn}") from exn
         classnames, templates = classes.get("classnames"), classes.get("templates")
         if (not isinstance(classnames, list) or not classnames or not isinstance(templates, list)
                 or not templates or not all(isinstance(t, str) and "{}" in t for t in templates)):
@@ -261,4 +266,7 @@ class WebDataModule(LightningDataModule):
         if self.val_shards is None:
             raise ValueError("zeroshot_prompts needs zeroshot_classes or val_shards (classes.json beside them)")
         self.setup("validate")
-        return os.path.join(os.path.dirname(os.path.abspath(self._val_spec.shards[0].path)), CLASSES_FILENAME)
+        first = self._val_spec.shards[0].path
+        if is_remote(first) and is_remote(parent_of(first)):
+            return f"{parent_of(first)}/{CLASSES_FILENAME}"
+        return os.path.join(os.path.dirname(os.path.abspath(first)), CLASSES_FILENAME)

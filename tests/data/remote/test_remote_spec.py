@@ -63,3 +63,18 @@ def test_credentials_are_redacted():
     assert redact("https://user:secret@host/a.tar?X-Amz-Signature=abc") == "https://***@host/a.tar?***"
     assert redact("pipe:curl -sfL https://u:p@h/x.tar") == "pipe:curl -sfL https://***@h/x.tar"
     assert redact("s3://bucket/key.tar") == "s3://bucket/key.tar"
+
+
+def test_zero_shot_classes_are_read_beside_remote_val_shards(http, remote_root):
+    from mmpretrain.data.datamodule import WebDataModule
+    from mmpretrain.data.synthetic.image_text import class_names, write_classes_file
+
+    datamodule = WebDataModule(val_shards=f"{http.url}/i2d/{{00000..00004}}.tar", batch_size=2, num_workers=0,
+                               context_length=16)
+    assert datamodule.zeroshot_prompts() is None  # none there yet: zero-shot evaluation is skipped
+    write_classes_file(remote_root / "i2d")
+    try:
+        classnames, tokens = datamodule.zeroshot_prompts()
+    finally:
+        (remote_root / "i2d" / "classes.json").unlink()
+    assert classnames == class_names() and tokens.shape[0] == len(classnames) and tokens.shape[-1] == 16
