@@ -1,4 +1,4 @@
-"""Which read errors are worth retrying, and the retry loop with exponential backoff + jitter.
+"""Which read errors are worth retrying, and the exponential backoff + jitter between tries.
 
 Transient: connection reset/refused/aborted, timeouts, a response cut short, HTTP 429 and
 5xx, S3 SlowDown/throttling. Permanent: 403/404 and other 4xx, missing objects, denied
@@ -10,15 +10,10 @@ from __future__ import annotations
 import http.client
 import random
 import socket
-import time
 import urllib.error
-from collections.abc import Callable
-from typing import TypeVar
 
 from mmpretrain.data.wds.remote.locations import redact
 from mmpretrain.data.wds.remote.options import ShardReadOptions
-
-T = TypeVar("T")
 
 _TRANSIENT_WORDS = ("slowdown", "slow down", "throttl", "timeout", "timed out", "reset", "temporar",
                     "unavailable", "internalerror", "serviceunavailable", "requesttimeout", "too many requests",
@@ -73,17 +68,3 @@ def describe(exn: BaseException) -> str:
 
 def backoff_delay(attempt: int, options: ShardReadOptions) -> float:
     return min(options.max_backoff_s, options.backoff_s * 2**attempt) * _JITTER.uniform(0.5, 1.0)
-
-
-def with_retries(action: Callable[[], T], options: ShardReadOptions, what: str) -> T:
-    """`action()`, retried on transient errors; raises ShardFault('unreadable_shard') when it
-    fails for good. `what` names the location (redacted here)."""
-    for attempt in range(options.retries + 1):
-        try:
-            return action()
-        except Exception as exn:  # noqa: BLE001 - classified below
-            if not is_transient(exn) or attempt == options.retries:
-                tries = f" after {attempt + 1} tries" if attempt else ""
-                raise ShardFault("unreadable_shard", f"cannot read {redact(what)}{tries}: {describe(exn)}") from exn
-            time.sleep(backoff_delay(attempt, options))
-    raise AssertionError("unreachable")
