@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.remote_servers import Faults, ShardHTTPServer, moto_s3, upload_directory, write_img2dataset_shards
-
-I2D_SIZES = [12, 0, 10, 9, 11]  # one empty shard, as img2dataset leaves when every download failed
+from tests.remote_servers import I2D_SIZES, Faults, ShardHTTPServer, moto_s3, upload_directory, write_img2dataset_shards
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,7 @@ from mmpretrain.data.wds.remote.read_ahead import ShardOpener
 from mmpretrain.data.wds.shard_spec import parse_shard_spec
 from mmpretrain.data.wds.skips import SkipCounter
 from mmpretrain.data.wds.tar_reader import iter_tar_samples
-from tests.data.remote.conftest import I2D_SIZES
-from tests.remote_servers import Faults
+from tests.remote_servers import I2D_SIZES, Faults
 
 FAST = dict(backoff_s=0.001, max_backoff_s=0.01, timeout_s=5)
 

@@ -11,7 +11,7 @@ from mmpretrain.data.wds.remote.locations import basename_of, redact
 from mmpretrain.data.wds.shard_spec import parse_shard_spec
 from mmpretrain.data.wds.skips import SkipCounter
 from mmpretrain.data.wds.tar_reader import iter_tar_samples
-from tests.data.remote.conftest import I2D_SIZES
+from tests.remote_servers import I2D_SIZES
 
 NAMES = [f"{i:05d}.tar" for i in range(len(I2D_SIZES))]
 

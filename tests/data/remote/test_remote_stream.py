@@ -9,7 +9,6 @@ from torch.utils.data import DataLoader
 from mmpretrain.data.wds.remote.cache import cache_path, evict_to
 from mmpretrain.data.wds.remote.options import ShardReadOptions
 from mmpretrain.data.wds.remote.read_ahead import open_shard
-from tests.data.remote.conftest import I2D_SIZES
 from tests.data.test_shard_stream import batch_keys, final_skips, run, stream
 from tests.remote_servers import Faults
 
@@ -81,4 +80,3 @@ def test_cache_is_written_atomically_and_serves_later_reads(http, remote_root, t
             shard.read()
     evict_to(tmp_path / "cache", max_bytes=2 * len(expected))
     assert sorted(p.name.split("-", 1)[1] for p in (tmp_path / "cache").iterdir()) == ["00002.tar", "00003.tar"]
-    assert len(I2D_SIZES) == 5

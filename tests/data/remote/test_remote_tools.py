@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from mmpretrain.data.wds.shard_spec import parse_shard_spec
-from tests.data.remote.conftest import I2D_SIZES
-from tests.remote_servers import upload_directory
+from tests.remote_servers import I2D_SIZES, upload_directory
 
 TOOLS = Path(__file__).resolve().parents[3] / "data_tools"
 
