@@ -49,7 +49,8 @@ CASES = {
 }
 
 
-def mmpretrain_loader(shards: Path, case: LoaderCase):
+def mmpretrain_loader(shards: Path | str, case: LoaderCase):
+    """`shards`: a local directory or any shard spec (URLs, `pipe:`)."""
     from mmpretrain.data.datamodule import WebDataModule
 
     datamodule = WebDataModule(
@@ -70,15 +71,17 @@ def patch_open_clip_for_webdataset() -> None:
     open_clip_data.tar_file_expander = functools.partial(tar_file_expander, eof_value=None)
 
 
-def open_clip_loader(shards: Path, case: LoaderCase):
-    """open_clip_train's own loader, its argparse namespace built programmatically."""
+def open_clip_loader(shards: Path | str, case: LoaderCase):
+    """open_clip_train's own loader, its argparse namespace built programmatically; `shards`: a
+    local directory or a `--train-data` string (URLs and `pipe:` in webdataset's convention)."""
     import open_clip
     from open_clip_train.data import get_wds_dataset
     from open_clip_train.params import parse_args
 
     patch_open_clip_for_webdataset()
 
-    args = parse_args(["--train-data", shard_pattern(shards), "--dataset-type", "webdataset",
+    train_data = shard_pattern(shards) if isinstance(shards, Path) else shards
+    args = parse_args(["--train-data", train_data, "--dataset-type", "webdataset",
                        "--dataset-resampled", "--batch-size", str(case.batch_size),
                        "--workers", str(case.num_workers), "--seed", "0",
                        "--train-num-samples", str(1_000_000)])
@@ -198,4 +201,9 @@ def run(shards_root: Path, rounds: int = 3, quick: bool = False, **_: Any) -> di
                      for stage in ("decode", "image", "tokenize", "total")])
     results["table"] = print_table("loader: samples/s (median of interleaved rounds)",
                                    ["case", MMPRETRAIN, OPEN_CLIP, "ratio"], rows)
+    from benchmarks.loader_remote import run_remote
+
+    case = CASES["quick"][0]
+    results["remote"] = run_remote(ensure_shards(shards_root, case.source_size, case.num_samples, case.shard_size),
+                                   case, rounds)
     return results

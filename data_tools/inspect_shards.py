@@ -2,6 +2,7 @@
 
     python data_tools/inspect_shards.py "data/shapes/shard-{000000..000003}.tar" --json report.json
     python data_tools/inspect_shards.py data/shapes          # every *.tar in the folder
+    python data_tools/inspect_shards.py "s3://bucket/laion/{00000..00099}.tar" --write-sizes
 
 Per shard and in total: samples (members grouped by key as WebDataset does), member counts
 per extension, corrupt members (image that PIL cannot open+verify, invalid JSON or UTF-8,
@@ -10,6 +11,9 @@ video such as `mp4`, or trajectory `frames.npy`) or a caption,
 caption length statistics (characters and words) and agreement with `sizes.json`. Several
 specs can be joined with `::` as in open_clip. Exit status is 1 when any shard is missing,
 unreadable, truncated, holds corrupt members, or disagrees with sizes.json; else 0.
+Shards may be URLs (s3://, gs://, https://, ...) or `pipe:` commands, streamed once each;
+`--write-sizes` writes the counted sizes.json beside them (uploaded for object stores), so
+exact mode can plan remote sets without scanning them.
 """
 
 from __future__ import annotations
@@ -33,7 +37,11 @@ from PIL import Image  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import track  # noqa: E402
 
-from mmpretrain.data.wds.writer import SIZES_FILENAME  # noqa: E402
+from mmpretrain.data.wds.remote.locations import basename_of, expand_remote_source, is_remote, parent_of  # noqa: E402
+from mmpretrain.data.wds.remote.read_ahead import open_shard  # noqa: E402
+from mmpretrain.data.wds.remote.sizes import shard_sizes  # noqa: E402
+from mmpretrain.data.wds.remote.upload import writable_filesystem  # noqa: E402
+from mmpretrain.data.wds.writer import SIZES_FILENAME, write_json_atomic  # noqa: E402
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 # what a sample can show instead of an image: video-text clips and trajectory windows
@@ -95,14 +103,17 @@ def length_stats(values: array) -> dict[str, float] | None:
             "max": max(values)}
 
 
-def expand_spec(spec: str) -> list[Path]:
-    """Shard paths of a brace spec, `::`-joined specs, a directory (its *.tar) or one file."""
-    if Path(spec).is_dir():
+def expand_spec(spec: str) -> list[Path | str]:
+    """Shard paths of a brace spec, `::`-joined specs, a directory (its *.tar) or one file;
+    URL and `pipe:` sources stay strings."""
+    if not is_remote(spec) and Path(spec).is_dir():
         shards = sorted(Path(spec).glob("*.tar"))
         if not shards:
             raise ValueError(f"{spec}: directory holds no *.tar shards")
         return shards
-    return [Path(p) for part in spec.split("::") for p in braceexpand(part)]
+    return [p for part in spec.split("::") for p in
+            (expand_remote_source(part.strip(), spec) if is_remote(part.strip())
+             else [Path(p) for p in braceexpand(part.strip())])]
 
 
 def split_member_name(name: str) -> tuple[str, str] | None:
@@ -147,12 +158,11 @@ def _finish_sample(report: ShardReport, extensions: set[str]) -> None:
     report.samples_missing_caption += CAPTION_EXTENSION not in extensions
 
 
-def _check_tail(path: Path, end_offset: int) -> str | None:
+def _check_tail(handle, end_offset: int) -> str | None:
     # tarfile stops silently at an invalid header; what follows the last member must be the
     # zero-filled end-of-archive blocks, anything else is corruption or truncation.
-    with path.open("rb") as handle:
-        handle.seek(end_offset)
-        tail = handle.read()
+    handle.seek(end_offset)
+    tail = handle.read()
     if not tail:
         return "no end-of-archive marker (file is truncated)"
     if tail.strip(b"\0"):
@@ -160,16 +170,28 @@ def _check_tail(path: Path, end_offset: int) -> str | None:
     return None
 
 
-def inspect_shard(path: Path, full_decode: bool = False) -> ShardReport:
+def inspect_shard(path: Path | str, full_decode: bool = False) -> ShardReport:
     report = ShardReport(str(path))
-    if not path.is_file():
+    remote = is_remote(str(path))
+    if not remote and not Path(path).is_file():
         report.tar_error = "file not found"
         return report
     try:
-        tar = tarfile.open(path, mode="r:")
-    except tarfile.TarError as error:
-        report.tar_error = f"not a readable tar archive ({error})"
+        handle = open_shard(str(path))
+    except OSError as error:
+        report.tar_error = f"cannot open ({error})"
         return report
+    with handle:
+        _inspect_members(report, handle, full_decode)
+    return report
+
+
+def _inspect_members(report: ShardReport, handle, full_decode: bool) -> None:
+    try:
+        tar = tarfile.open(fileobj=handle, mode="r|")
+    except Exception as error:  # noqa: BLE001 - tar errors and remote faults alike
+        report.tar_error = f"not a readable tar archive ({error})"
+        return
     key, extensions, member_name = None, set(), "(start)"
     with tar:
         try:
@@ -198,15 +220,30 @@ def inspect_shard(path: Path, full_decode: bool = False) -> ShardReport:
                 error = check_member(report, split[1], data, full_decode)
                 if error:
                     report.corrupt_members.append({"member": info.name, "error": error})
-            report.tar_error = _check_tail(path, tar.offset)
-        except (tarfile.TarError, OSError, EOFError) as error:
+            report.tar_error = _check_tail(handle, tar.offset)
+        except Exception as error:  # noqa: BLE001 - tar, OS and remote stream faults alike
             report.tar_error = f"truncated or corrupt at member {member_name} ({error})"
     if key is not None:
         _finish_sample(report, extensions)
-    return report
+
+
+def _location_dir(path: str) -> tuple[str, bool]:
+    if is_remote(path):
+        parent = parent_of(path)
+        return (parent, True) if is_remote(parent) else (parent or ".", False)
+    return str(Path(path).parent), False
 
 
 def attach_expected_sizes(reports: list[ShardReport]) -> None:
+    if any(is_remote(r.path) for r in reports):
+        by_dir: dict[tuple[str, bool], list[ShardReport]] = {}
+        for report in reports:
+            by_dir.setdefault(_location_dir(report.path), []).append(report)
+        for (directory, remote), group in by_dir.items():
+            sizes = shard_sizes(directory, [basename_of(r.path) for r in group], remote)
+            for report in group:
+                report.expected_samples = sizes.get(basename_of(report.path))
+        return
     sizes_by_dir: dict[Path, dict[str, int]] = {}
     for report in reports:
         folder = Path(report.path).parent
@@ -217,6 +254,27 @@ def attach_expected_sizes(reports: list[ShardReport]) -> None:
             except (OSError, json.JSONDecodeError):
                 sizes_by_dir[folder] = {}
         report.expected_samples = sizes_by_dir[folder].get(Path(report.path).name)
+
+
+def write_sizes(reports: list[ShardReport]) -> list[str]:
+    """Write (merge into) sizes.json beside the inspected intact shards; returns where."""
+    by_dir: dict[tuple[str, bool], dict[str, int]] = {}
+    for report in reports:
+        if report.tar_error is None:
+            by_dir.setdefault(_location_dir(report.path), {})[basename_of(report.path)] = report.samples
+    written = []
+    for (directory, remote), counts in by_dir.items():
+        location = f"{directory.rstrip('/')}/{SIZES_FILENAME}" if remote else str(Path(directory) / SIZES_FILENAME)
+        merged = {**shard_sizes(directory, [], remote), **counts}
+        payload = json.dumps(merged, indent=2, sort_keys=True) + "\n"
+        if remote:
+            fs = writable_filesystem(location)
+            fs.pipe_file(location, payload.encode())
+            fs.invalidate_cache()
+        else:
+            write_json_atomic(Path(location), merged)
+        written.append(location)
+    return written
 
 
 def total_report(reports: list[ShardReport]) -> dict[str, Any]:
@@ -269,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--full-decode", action="store_true",
                         help="decode every image fully (slower; verify() skips pixel data)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--write-sizes", action="store_true",
+                        help="write the counted samples of intact shards into sizes.json beside them "
+                             "(local folder or object-store prefix)")
     return parser
 
 
@@ -286,12 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     total = total_report(reports)
     problems = [problem for report in reports for problem in report.problems()]
     for report in reports:
-        print(format_line(Path(report.path).name, report.to_json()))
+        print(format_line(basename_of(report.path), report.to_json()))
     print(format_line(f"TOTAL ({len(reports)} shards)", total))
     print(f"caption chars: {format_stats(total['caption_chars'])}")
     print(f"caption words: {format_stats(total['caption_words'])}")
     for problem in problems:
         print(f"PROBLEM {problem}")
+    if args.write_sizes:
+        for location in write_sizes(reports):
+            print(f"wrote {location}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"spec": args.spec, "shards": [r.to_json() for r in reports],

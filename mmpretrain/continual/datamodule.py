@@ -110,7 +110,7 @@ class ContinualDataModule(WebDataModule):
         rank, world_size = self._rank_world()
         return ShardStream(spec, self.train_decoder, 1, mode="resampled", seed=seed,
                            shuffle_buffer=self.shuffle_buffer, collate=single_sample, rank=rank,
-                           world_size=world_size, num_workers=self.num_workers)
+                           world_size=world_size, num_workers=self.num_workers, read_options=self.read_options)
 
     def train_dataloader(self) -> DataLoader:
         if self._mixture is None:
@@ -171,7 +171,8 @@ class ContinualDataModule(WebDataModule):
         rank, world_size = self._rank_world()
         stream = ShardStream(parse_shard_spec(spec), self.val_decoder, self.val_batch_size, mode="exact",
                              seed=self.seed, shuffle_buffer=0, collate=self.val_decoder.collate,
-                             drop_last=False, rank=rank, world_size=world_size, num_workers=0)
+                             drop_last=False, rank=rank, world_size=world_size, num_workers=0,
+                             read_options=self.read_options)
         images, labels = [], []
         limit = None if self.max_eval_samples is None else -(-self.max_eval_samples // world_size)
         for batch in stream:

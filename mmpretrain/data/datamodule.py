@@ -32,6 +32,9 @@ from mmpretrain.data.sources.image_text import ImageTextDecoder
 from mmpretrain.data.tokenizer import Tokenizer
 from mmpretrain.data.transforms import ImageTransform
 from mmpretrain.data.wds.dataset import ShardStream, resolve_rank_world
+from mmpretrain.data.wds.remote.locations import is_remote, parent_of, redact
+from mmpretrain.data.wds.remote.options import ShardReadOptions
+from mmpretrain.data.wds.remote.sizes import fetch_optional
 from mmpretrain.data.wds.shard_spec import ShardSpec, parse_shard_spec
 from mmpretrain.data.wds.skips import SkipCounter
 
@@ -60,6 +63,7 @@ class WebDataModule(LightningDataModule):
         selection: BatchSelection | None = None,
         tokenizer: str | None = None,
         preprocess: str | None = None,
+        read_options: ShardReadOptions | None = None,
     ) -> None:
         """`train_weights`: mixture weight per `::`-separated train source (resampled mode).
         `samples_per_epoch`: epoch length in resampled mode (None = endless, train by
@@ -70,7 +74,9 @@ class WebDataModule(LightningDataModule):
         `tokenizer`: tokenize with this open_clip model's tokenizer (e.g. 'ViT-B-16-SigLIP',
         or local-dir:DIR / hf-hub:REPO; HF tokenizer files from the local cache only), at
         `context_length`. `preprocess`: the model's (or 'MODEL:TAG' pretrained tag's) mean/std,
-        interpolation and resize mode, at `image_size` (see `data/model_preprocess.py`)."""
+        interpolation and resize mode, at `image_size` (see `data/model_preprocess.py`).
+        `read_options`: retries, timeouts, read-ahead and local cache for shards given as URLs or
+        `pipe:` commands (see docs/remote_shards.md)."""
         super().__init__()
         if mode not in ("resampled", "exact"):
             raise ValueError(f"mode must be 'resampled' or 'exact', got {mode!r}")
@@ -87,6 +93,7 @@ class WebDataModule(LightningDataModule):
         self.persistent_workers = persistent_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.selection = selection
+        self.read_options = read_options
         if selection is not None:
             if mode != "resampled":
                 raise ValueError("selection (online batch selection) needs mode='resampled'")
@@ -131,7 +138,7 @@ class WebDataModule(LightningDataModule):
                 self._train_spec, self.train_decoder, self.batch_size, mode=self.mode, seed=self.seed,
                 shuffle_buffer=self.shuffle_buffer, samples_per_epoch=self.samples_per_epoch,
                 collate=self.train_decoder.collate, drop_last=True, rank=rank, world_size=world_size,
-                num_workers=self.num_workers, selector=self._selector(world_size))
+                num_workers=self.num_workers, selector=self._selector(world_size), read_options=self.read_options)
             if self._pending_state is not None:
                 self._apply_state(self._pending_state)
         if self.trainer is not None:
@@ -169,7 +176,7 @@ class WebDataModule(LightningDataModule):
             self._val_stream = ShardStream(
                 self._val_spec, self.val_decoder, self.val_batch_size, mode="exact", seed=self.seed,
                 shuffle_buffer=0, collate=self.val_decoder.collate, drop_last=False, rank=rank,
-                world_size=world_size, num_workers=num_workers)
+                world_size=world_size, num_workers=num_workers, read_options=self.read_options)
         return self._loader(self._val_stream, self._val_stream.num_workers)
 
     def test_dataloader(self) -> DataLoader | list:
@@ -236,13 +243,16 @@ class WebDataModule(LightningDataModule):
         """(classnames, tokens [C, T, L]) for every classname x template of classes.json, or
         None when no classes file is configured and none lies beside the val shards."""
         path = self.zeroshot_classes or self._default_classes_path()
-        if self.zeroshot_classes is None and not os.path.exists(path):
-            return None
+        remote = is_remote(path)
         try:
-            with open(path, encoding="utf-8") as f:
-                classes = json.load(f)
-        except (OSError, json.JSONDecodeError) as exn:
-            raise ValueError(f"cannot read zero-shot classes file {path!r}: {exn}") from exn
+            data = fetch_optional(path, remote)
+            if data is None and self.zeroshot_classes is None:
+                return None
+            if data is None:
+                raise FileNotFoundError("no such file")
+            classes = json.loads(data)
+        except (OSError, ValueError) as exn:
+            raise ValueError(f"cannot read zero-shot classes file {redact(path)!r}: {exn}") from exn
         classnames, templates = classes.get("classnames"), classes.get("templates")
         if (not isinstance(classnames, list) or not classnames or not isinstance(templates, list)
                 or not templates or not all(isinstance(t, str) and "{}" in t for t in templates)):
@@ -256,4 +266,7 @@ class WebDataModule(LightningDataModule):
         if self.val_shards is None:
             raise ValueError("zeroshot_prompts needs zeroshot_classes or val_shards (classes.json beside them)")
         self.setup("validate")
-        return os.path.join(os.path.dirname(os.path.abspath(self._val_spec.shards[0].path)), CLASSES_FILENAME)
+        first = self._val_spec.shards[0].path
+        if is_remote(first) and is_remote(parent_of(first)):
+            return f"{parent_of(first)}/{CLASSES_FILENAME}"
+        return os.path.join(os.path.dirname(os.path.abspath(first)), CLASSES_FILENAME)

@@ -20,6 +20,7 @@ from mmpretrain.data.sources.interleaved import (
     interleaved_tokenizer,
 )
 from mmpretrain.data.transforms import ImageTransform
+from mmpretrain.data.wds.remote.options import ShardReadOptions
 
 
 class InterleavedDataModule(WebDataModule):
@@ -39,6 +40,7 @@ class InterleavedDataModule(WebDataModule):
         crop_scale: tuple[float, float] = (0.9, 1.0),
         persistent_workers: bool = True,
         pin_memory: bool | None = None,
+        read_options: ShardReadOptions | None = None,
         sequence_length: int = 256,
         packing: PackingMode = "packed",
         visual_tokens: int = 8,
@@ -53,7 +55,7 @@ class InterleavedDataModule(WebDataModule):
                          batch_size=batch_size, val_batch_size=val_batch_size, num_workers=num_workers,
                          mode=mode, samples_per_epoch=samples_per_epoch, shuffle_buffer=shuffle_buffer,
                          seed=seed, image_size=image_size, crop_scale=crop_scale,
-                         persistent_workers=persistent_workers, pin_memory=pin_memory)
+                         persistent_workers=persistent_workers, pin_memory=pin_memory, read_options=read_options)
         if packing not in ("packed", "padded"):
             raise ValueError(f"packing must be 'packed' or 'padded', got {packing!r}")
         self.sequence_length, self.packing, self.visual_tokens = sequence_length, packing, visual_tokens

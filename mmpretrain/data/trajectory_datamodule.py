@@ -13,6 +13,7 @@ from typing import Literal
 from mmpretrain.data.datamodule import WebDataModule
 from mmpretrain.data.sources.action_space import ActionSpace
 from mmpretrain.data.sources.trajectory import TrajectoryDecoder
+from mmpretrain.data.wds.remote.options import ShardReadOptions
 
 
 class TrajectoryDataModule(WebDataModule):
@@ -33,6 +34,7 @@ class TrajectoryDataModule(WebDataModule):
         seed: int = 0,
         persistent_workers: bool = True,
         pin_memory: bool | None = None,
+        read_options: ShardReadOptions | None = None,
     ) -> None:
         """`window`: frames per training sample (a random crop of the stored window; None =
         the whole stored window). `min_confidence`: train steps whose label confidence is
@@ -41,7 +43,7 @@ class TrajectoryDataModule(WebDataModule):
         super().__init__(train_shards=train_shards, val_shards=val_shards, train_weights=train_weights,
                          batch_size=batch_size, val_batch_size=val_batch_size, num_workers=num_workers,
                          mode=mode, samples_per_epoch=samples_per_epoch, shuffle_buffer=shuffle_buffer,
-                         seed=seed, persistent_workers=persistent_workers, pin_memory=pin_memory)
+                         seed=seed, persistent_workers=persistent_workers, pin_memory=pin_memory, read_options=read_options)
         self.action_space = action_space
         self.train_decoder = TrajectoryDecoder(action_space, window, random_crop=True,
                                                min_confidence=min_confidence)

@@ -15,6 +15,7 @@ from mmpretrain.data.datamodule import WebDataModule
 from mmpretrain.data.sources.video_text import VideoTextDecoder
 from mmpretrain.data.video.frame_sampling import FrameSampler
 from mmpretrain.data.video.transform import VideoTransform
+from mmpretrain.data.wds.remote.options import ShardReadOptions
 
 
 class VideoTextDataModule(WebDataModule):
@@ -35,6 +36,7 @@ class VideoTextDataModule(WebDataModule):
         context_length: int = 77,
         persistent_workers: bool = True,
         pin_memory: bool | None = None,
+        read_options: ShardReadOptions | None = None,
         num_frames: int = 8,
         frame_stride: int = 2,
         target_fps: float | None = None,
@@ -50,7 +52,7 @@ class VideoTextDataModule(WebDataModule):
                          mode=mode, samples_per_epoch=samples_per_epoch, shuffle_buffer=shuffle_buffer,
                          seed=seed, image_size=image_size, crop_scale=crop_scale,
                          context_length=context_length, persistent_workers=persistent_workers,
-                         pin_memory=pin_memory)
+                         pin_memory=pin_memory, read_options=read_options)
         self.train_decoder = VideoTextDecoder(
             FrameSampler(num_frames, "strided", frame_stride, target_fps),
             VideoTransform(image_size, True, tuple(crop_scale)), self.tokenizer, decode_threads, min_frames)

@@ -37,6 +37,8 @@ from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from mmpretrain.data.wds.epoch_plan import (ShardDraws, exact_quotas, exact_worker_shards,
                                             resampled_quotas, seeded_rng, shuffle_buffer)
+from mmpretrain.data.wds.remote.options import DEFAULT_READ_OPTIONS, ShardReadOptions
+from mmpretrain.data.wds.remote.read_ahead import ShardOpener
 from mmpretrain.data.wds.shard_spec import Shard, ShardSpec, parse_shard_spec
 from mmpretrain.data.wds.skips import SkipCounter, SkipSample
 from mmpretrain.data.wds.tar_reader import iter_tar_samples
@@ -114,11 +116,13 @@ class ShardStream(IterableDataset):
         world_size: int | None = None,
         num_workers: int | None = None,
         selector: SuperBatchSelector | None = None,
+        read_options: ShardReadOptions | None = None,
     ) -> None:
         """`samples_per_epoch` sets the epoch length in resampled mode and caps it in exact mode.
         `num_workers` (the DataLoader's) is needed for `len()`; it is checked inside workers.
         `selector`: each batch is chosen from a super-batch of raw samples (resampled mode only;
-        see `mmpretrain.data.sampling`); samples_per_epoch then counts trained samples."""
+        see `mmpretrain.data.sampling`); samples_per_epoch then counts trained samples.
+        `read_options`: retries, timeouts, read-ahead and cache of remote shards."""
         if mode not in ("resampled", "exact"):
             raise ValueError(f"mode must be 'resampled' or 'exact', got {mode!r}")
         if batch_size < 1 or shuffle_buffer < 0:
@@ -140,6 +144,7 @@ class ShardStream(IterableDataset):
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self.num_workers = num_workers
         self.selector = selector
+        self.read_options = read_options or DEFAULT_READ_OPTIONS
         if selector is not None and (mode != "resampled" or selector.batch_size != batch_size):
             raise ValueError(f"batch selection needs mode='resampled' (got {mode!r}) and the selector's "
                              f"kept size {selector.batch_size} equal to batch_size {batch_size}")
@@ -404,20 +409,47 @@ class ShardStream(IterableDataset):
     def _read_draws(self, draws: ShardDraws, window: int, position: _ReadPosition,
                     skips: SkipCounter) -> Iterator[tuple[int, RawSample]]:
         empty_draws = 0
-        for draw, shard_index in enumerate(draws):
-            produced = 0
-            for sample in self._read([(draw, self.spec.shards[shard_index])], position, skips):
-                produced += 1
-                yield draw // window, sample
-            empty_draws = 0 if produced else empty_draws + 1
-            if empty_draws >= window:
-                raise RuntimeError(f"{window} shard draws in a row from {self.spec.description!r} "
-                                   f"yielded no readable sample (skips: {skips.to_dict()})")
+        opener = ShardOpener(self.read_options)
+        try:
+            for (draw, shard_index), (_, next_index) in _with_next(enumerate(draws)):
+                produced = 0
+                for sample in self._read([(draw, self.spec.shards[shard_index])], position, skips,
+                                         opener, then=self.spec.shards[next_index]):
+                    produced += 1
+                    yield draw // window, sample
+                empty_draws = 0 if produced else empty_draws + 1
+                if empty_draws >= window:
+                    raise RuntimeError(f"{window} shard draws in a row from {self.spec.description!r} "
+                                       f"yielded no readable sample (skips: {skips.to_dict()})")
+        finally:
+            opener.close()
 
-    @staticmethod
-    def _read(cursor_shards, position: _ReadPosition, skips: SkipCounter) -> Iterator[RawSample]:
-        for cursor, shard in cursor_shards:
-            position.shard_cursor, position.offset = cursor, 0
-            for sample in iter_tar_samples(shard.path, skips):
-                position.offset += 1
-                yield sample
+    def _read(self, cursor_shards, position: _ReadPosition, skips: SkipCounter, opener: ShardOpener | None = None,
+              then: Shard | None = None) -> Iterator[RawSample]:
+        """Samples of the shards in order; each remote shard's successor (`then` after the
+        last) is opened ahead while the current one is read."""
+        own = opener is None
+        opener = opener or ShardOpener(self.read_options)
+        try:
+            for (cursor, shard), following in _with_next(cursor_shards):
+                opener.hint(following[1].path if following is not None else then and then.path)
+                position.shard_cursor, position.offset = cursor, 0
+                for sample in iter_tar_samples(shard.path, skips, opener):
+                    position.offset += 1
+                    yield sample
+        finally:
+            if own:
+                opener.close()
+
+
+def _with_next(items) -> Iterator[tuple[Any, Any]]:
+    """(item, the item after it or None), pulling one item ahead."""
+    iterator = iter(items)
+    current = next(iterator, _END)
+    while current is not _END:
+        following = next(iterator, _END)
+        yield current, (None if following is _END else following)
+        current = following
+
+
+_END = object()

@@ -3,7 +3,10 @@
 A spec is one string or a list of strings. Each string may hold several *sources* joined by
 `::` (the open_clip convention); each source is a brace pattern
 (`data/cc3m/shard-{000000..000331}.tar`), a single tar file, or a directory (all `*.tar` in
-it, sorted). Sample counts come from `sizes.json` beside each shard (basename -> count).
+it, sorted). Sources may also be URLs (`s3://`, `gs://`, `https://`, any installed fsspec
+protocol; a bucket prefix lists its `*.tar`) or `pipe:COMMAND` (see `wds/remote`). Sample
+counts come from `sizes.json` beside the shards (basename -> count) or img2dataset's
+per-shard `*_stats.json`; remote shards are never scanned for them.
 
 Mixture weights (resampled mode only) give the expected fraction of *samples* drawn from
 each source: a shard is drawn with probability `weight[source] / samples[source]` (when
@@ -13,7 +16,6 @@ is equally likely, which pools the sources so that every sample is equally likel
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -21,9 +23,11 @@ from dataclasses import dataclass, replace
 
 import braceexpand
 
+from mmpretrain.data.wds.remote.locations import basename_of, expand_remote_source, is_remote, parent_of
+from mmpretrain.data.wds.remote.sizes import SIZES_FILENAME, no_sizes_message, shard_sizes
 from mmpretrain.data.wds.tar_reader import count_tar_samples
 
-SIZES_FILENAME = "sizes.json"
+__all__ = ["SIZES_FILENAME", "Shard", "ShardSpec", "parse_shard_spec"]
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,13 @@ class ShardSpec:
                 for s in self.shards]
 
     def with_counted_sizes(self) -> ShardSpec:
-        """Fill unknown sizes by scanning each such tar's headers once."""
+        """Fill unknown sizes by scanning each such local tar's headers once (remote shards
+        are not downloaded for a count: their sizes must come from a sizes file)."""
         if self.sizes_known:
             return self
+        remote_unknown = [s.path for s in self.shards if s.size is None and is_remote(s.path)]
+        if remote_unknown:
+            raise ValueError(no_sizes_message(self.description, remote_unknown))
         shards = tuple(
             shard if shard.size is not None else replace(shard, size=count_tar_samples(shard.path))
             for shard in self.shards
@@ -83,24 +91,22 @@ def parse_shard_spec(spec: str | Sequence[str], weights: Sequence[float] | None 
     if not sources:
         raise ValueError(f"shard spec {description!r} is empty; expected tar paths, a brace "
                          "pattern like 'dir/shard-{000000..000009}.tar', or a directory")
-    sizes_by_dir: dict[str, dict[str, int]] = {}
-    shards: list[Shard] = []
-    for source_index, source in enumerate(sources):
-        for path in _expand_source(source, description):
-            directory = os.path.dirname(os.path.abspath(path))
-            if directory not in sizes_by_dir:
-                sizes_by_dir[directory] = _read_sizes_json(directory)
-            size = sizes_by_dir[directory].get(os.path.basename(path))
-            shards.append(Shard(path=path, size=size, source=source_index))
+    located = [(source_index, path) for source_index, source in enumerate(sources)
+               for path in (expand_remote_source(source, description) if is_remote(source)
+                            else _expand_source(source, description))]
+    names_by_dir: dict[tuple[str, bool], list[str]] = {}
+    for _, path in located:
+        names_by_dir.setdefault(_directory(path), []).append(basename_of(path))
+    piped = {_directory(path) for _, path in located if path.startswith("pipe:")}
+    sizes_by_dir = {where: _sizes_of(*where, names, lenient=where in piped) for where, names in names_by_dir.items()}
+    shards = [Shard(path=path, size=sizes_by_dir[_directory(path)].get(basename_of(path)), source=source_index)
+              for source_index, path in located]
     checked_weights = _check_weights(weights, len(sources), description)
     return ShardSpec(description=description, shards=tuple(shards), num_sources=len(sources),
                      weights=checked_weights)
 
 
 def _expand_source(source: str, description: str) -> list[str]:
-    if "://" in source or source.startswith("pipe:"):
-        raise ValueError(f"shard spec {description!r}: {source!r} is not a local path; only local "
-                         "(or mounted) shard files are supported")
     if os.path.isdir(source):
         paths = sorted(os.path.join(source, name) for name in os.listdir(source) if name.endswith(".tar"))
         if not paths:
@@ -115,20 +121,24 @@ def _expand_source(source: str, description: str) -> list[str]:
     return paths
 
 
-def _read_sizes_json(directory: str) -> dict[str, int]:
-    sizes_path = os.path.join(directory, SIZES_FILENAME)
-    if not os.path.isfile(sizes_path):
-        return {}
+def _directory(path: str) -> tuple[str, bool]:
+    """(directory holding the shard's size files, whether it is remote)."""
+    if not is_remote(path):
+        return os.path.dirname(os.path.abspath(path)), False
+    parent = parent_of(path)
+    if path.startswith("pipe:") and not is_remote(parent):
+        return os.path.abspath(parent or "."), False
+    return parent, True
+
+
+def _sizes_of(directory: str, remote: bool, names: list[str], lenient: bool) -> dict[str, int]:
+    """`lenient` for the URL guessed from a pipe command: its client may not be installed."""
     try:
-        with open(sizes_path, encoding="utf-8") as f:
-            sizes = json.load(f)
-    except (OSError, json.JSONDecodeError) as exn:
-        raise ValueError(f"{sizes_path}: cannot read shard sizes ({exn}); expected a JSON object "
-                         '{"shard-000000.tar": count, ...}') from exn
-    if not isinstance(sizes, dict) or not all(isinstance(v, int) and v >= 0 for v in sizes.values()):
-        raise ValueError(f"{sizes_path}: expected a JSON object mapping shard basenames to "
-                         "non-negative integer sample counts")
-    return sizes
+        return shard_sizes(directory, names, remote)
+    except (ImportError, ValueError):
+        if lenient:
+            return {}
+        raise
 
 
 def _check_weights(weights: Sequence[float] | None, num_sources: int,

@@ -4,10 +4,12 @@ Members are grouped into samples by key (img2dataset convention: the member name
 first dot of its basename; `webdataset.tariterators.base_plus_ext`). Damage never raises:
 it is counted in a `SkipCounter` under one of these reasons and reading goes on.
 
-- `unreadable_shard`: the file cannot be opened.
+- `unreadable_shard`: the file cannot be opened (remote: a fault that outlasted the retries,
+  or a 403/404, before any byte arrived).
 - `corrupt_tar`: the file is not a tar archive at all.
-- `truncated_tar`: the archive is cut short; samples known to be complete are kept, the
-  one being assembled at the cut is dropped (it may be missing members).
+- `truncated_tar`: the archive is cut short (remote: the stream broke for good mid-shard);
+  samples known to be complete are kept, the one being assembled at the cut is dropped (it
+  may be missing members).
 - `empty_member`: a zero-byte member; it is left out of its sample.
 - `duplicate_member`: the same key and extension twice in a row; the first copy is kept.
 - `duplicate_key`: a key that already formed an earlier sample of this shard; dropped.
@@ -18,12 +20,15 @@ from __future__ import annotations
 
 import re
 import tarfile
+import warnings
 import zlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 from webdataset.tariterators import base_plus_ext
 
+from mmpretrain.data.wds.remote.faults import ShardFault
+from mmpretrain.data.wds.remote.read_ahead import open_shard
 from mmpretrain.data.wds.skips import SkipCounter
 
 # what a damaged archive raises from the tarfile/gzip layers while streaming
@@ -42,24 +47,38 @@ def member_key(name: str) -> tuple[str, str] | None:
 
 
 class _TruncatedArchive(Exception):
-    def __init__(self, member_name: str | None = None) -> None:
+    def __init__(self, member_name: str | None = None, cause: BaseException | None = None) -> None:
         super().__init__(member_name)
         self.member_name = member_name  # the member whose data was cut, when known
+        self.fault = cause if isinstance(cause, ShardFault) else None
 
 
-def iter_tar_samples(path: str, skips: SkipCounter) -> Iterator[dict[str, Any]]:
+def _fault(skips: SkipCounter, fault: ShardFault) -> None:
+    skips.add(fault.reason)
+    warnings.warn(f"{fault}; counted as {fault.reason}", stacklevel=3)
+
+
+def iter_tar_samples(path: str, skips: SkipCounter,
+                     open_fn: Callable[[str], IO[bytes]] = open_shard) -> Iterator[dict[str, Any]]:
     """Yield `{"__key__", "__url__", "__index__", ext: bytes, ...}` for each sample in the shard.
 
+    `path` is a local path, a URL or `pipe:COMMAND` (`open_fn` opens it; see `wds/remote`).
     `__index__` is the position of the sample among those yielded from this shard.
     """
     try:
-        fileobj = open(path, "rb")
+        fileobj = open_fn(path)
     except OSError:
         skips.add("unreadable_shard")
+        return
+    except ShardFault as fault:
+        _fault(skips, fault)
         return
     with fileobj:
         try:
             archive = tarfile.open(fileobj=fileobj, mode="r|*")
+        except ShardFault as fault:
+            _fault(skips, fault)
+            return
         except _TAR_ERRORS:
             skips.add("corrupt_tar")
             return
@@ -75,16 +94,20 @@ def _members(archive: tarfile.TarFile, fileobj) -> Iterator[tuple[str, bytes]]:
                 continue
             try:
                 data = archive.extractfile(info).read()
-            except _TAR_ERRORS as exn:
-                raise _TruncatedArchive(info.name) from exn
+            except (*_TAR_ERRORS, ShardFault) as exn:
+                raise _TruncatedArchive(info.name, exn) from exn
             yield info.name, data
-    except _TAR_ERRORS as exn:
-        raise _TruncatedArchive from exn
+    except (*_TAR_ERRORS, ShardFault) as exn:
+        raise _TruncatedArchive(None, exn) from exn
     # tarfile ends silently at a header cut in half; an intact archive has only zero blocks
     # (or nothing) after its last member, a cut one has the partial header's bytes
     if getattr(archive.fileobj, "comptype", None) == "tar":
-        fileobj.seek(archive.offset)
-        if fileobj.read(2 * tarfile.BLOCKSIZE).strip(b"\0"):
+        try:
+            fileobj.seek(archive.offset)
+            tail = fileobj.read(2 * tarfile.BLOCKSIZE)
+        except (OSError, ShardFault) as exn:
+            raise _TruncatedArchive(None, exn) from exn
+        if tail.strip(b"\0"):
             raise _TruncatedArchive
 
 
@@ -126,6 +149,8 @@ def _group_members(path: str, members: Iterator[tuple[str, bytes]], skips: SkipC
                 current[ext] = data
     except _TruncatedArchive as cut:
         skips.add("truncated_tar")
+        if cut.fault is not None:
+            warnings.warn(f"{cut.fault}; counted as truncated_tar (complete samples kept)", stacklevel=2)
         # a cut inside the next sample's member proves the current sample was complete
         cut_key = member_key(cut.member_name) if cut.member_name else None
         if cut_key is not None and current is not None and cut_key[0] != current["__key__"] and _payload(current):
