@@ -16,7 +16,7 @@ CELL_TIMEOUT_S = 120
 
 # what each notebook must show: (figures drawn, text that proves the step ran on the data)
 EXPECTED = {
-    "01_quickstart.ipynb": (2, ["CLIP: ", "36 classes, 5 templates; on these 32 images: top-1", "Final evaluation"]),
+    "01_quickstart.ipynb": (2, ["CLIP: ", "36 classes, 5 templates; on these 32 images: top-1", "Final metrics"]),
     "02_data.ipynb": (3, ["2 shards, 128 samples", "read 128 samples, skipped: none", "distinct concepts"]),
     "03_cabs.ipynb": (1, ["4 super-batches of B=32 -> b=8, skipped: none", "unique_concepts   max_concept_count"]),
     "04_continual.ipynb": (2, ["2 continual runs", "finetune: 3 tasks, ", "ema_merge: 3 tasks, ",
