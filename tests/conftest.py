@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+# Lightning gives its logger a StreamHandler bound to the sys.stderr of the moment it is first
+# imported; importing it here binds the session's stream, not one test's capsys stream that is
+# closed after that test (later tests would print '--- Logging error ---' tracebacks).
+import lightning.pytorch  # noqa: E402,F401
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
