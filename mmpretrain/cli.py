@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         args = resolve_packaged_configs(args)
         if argv is None:  # LightningCLI reads sys.argv itself
             sys.argv[1:] = args
-        dispatch(args, None if argv is None else args, debug)
+        dispatch(args, None if argv is None else args)
 
 
-def dispatch(args: list[str], argv: list[str] | None, debug: bool) -> None:
+def dispatch(args: list[str], argv: list[str] | None) -> None:
     extra = available_commands()
     if args[0] in extra:
         sys.exit(run_command_by_name(args[0], args[1:]))
@@ -73,22 +73,7 @@ def dispatch(args: list[str], argv: list[str] | None, debug: bool) -> None:
         sys.exit(2)
     from mmpretrain.lightning_cli import run_lightning_cli
 
-    try:
-        run_lightning_cli(argv)  # None: LightningCLI reads sys.argv itself
-    except Exception as exn:
-        if not is_dead_end(exn) or debug:
-            raise
-        print(f"error: {exn}", file=sys.stderr)
-        sys.exit(2)
-
-
-def is_dead_end(exn: BaseException) -> bool:
-    """A run that cannot start for a reason the message fully explains (a missing
-    prerequisite, a checkpoint of another architecture): no traceback."""
-    from mmpretrain.models.state_dict_check import CheckpointMismatchError
-    from mmpretrain.prerequisites import PrerequisiteError
-
-    return isinstance(exn, (PrerequisiteError, CheckpointMismatchError))
+    run_lightning_cli(argv)  # None: LightningCLI reads sys.argv itself
 
 
 def run_command_by_name(name: str, argv: list[str]) -> int:

@@ -48,11 +48,23 @@ def split_debug_flag(args: list[str]) -> tuple[list[str], bool]:
     return [a for a in args if a != DEBUG_FLAG], debug
 
 
+def is_dead_end(exn: BaseException) -> bool:
+    """A run that cannot start for a reason its message fully explains (a missing prerequisite,
+    a checkpoint of another architecture); their modules are loaded by then, so the imports
+    cost nothing."""
+    if not isinstance(exn, (FileNotFoundError, ValueError)):
+        return False
+    from mmpretrain.models.state_dict_check import CheckpointMismatchError
+    from mmpretrain.prerequisites import PrerequisiteError
+
+    return isinstance(exn, (PrerequisiteError, CheckpointMismatchError))
+
+
 def explain(exn: BaseException) -> str | None:
     """The one-line message for a configuration error, or None when `exn` is not one."""
     if isinstance(exn, ParserFailure):
         return explain_parser_message(str(exn), exn.parser)
-    if isinstance(exn, MissingExtra):
+    if isinstance(exn, MissingExtra) or is_dead_end(exn):
         return str(exn)
     if isinstance(exn, ImportError) and (exn.name or "").split(".", 1)[0] in EXTRA_OF_MODULE:
         module = exn.name.split(".", 1)[0]

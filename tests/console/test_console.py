@@ -13,6 +13,7 @@ import pytest
 from mmpretrain.cli import main
 from mmpretrain.prerequisites import PrerequisiteError, check_init_from, configs_root
 from mmpretrain.workflow.final_metrics import format_final_metrics
+from tests.test_cli import _args as cli_test_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "lightning", "gymnasium", "av", "ale_py", "open_clip", "open_clip_train", "matplotlib")
@@ -39,14 +40,8 @@ def test_unknown_command_suggests_the_closest(capsys):
 
 
 def _fit_args(shards: dict[str, Path], run_dir: Path, vision_layers: int = 1) -> list[str]:
-    return ["-c", str(REPO_ROOT / "configs/trainer/cpu.yaml"),
-            "-c", str(REPO_ROOT / "configs/exp/clip/quickstart.yaml"),
-            f"--trainer.default_root_dir={run_dir}",
-            f"--data.init_args.train_shards={shards['train']}",
-            f"--data.init_args.val_shards={shards['val']}",
-            "--data.init_args.num_workers=0", "--data.init_args.batch_size=16",
+    return [*cli_test_args(shards, run_dir),
             f"--model.init_args.model.init_args.vision.init_args.layers={vision_layers}",
-            "--model.init_args.model.init_args.text.init_args.layers=1",
             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
 

@@ -171,6 +171,21 @@ def batch_keys(batches: list[dict]) -> Counter:
     return Counter(tuple(b["key"]) for b in batches)
 
 
+def interrupted_run(spec: str, options: dict, stop_after: int = 5) -> tuple[list[dict], dict, list[dict]]:
+    """(the first `stop_after` batches, the stream state then, the batches after resuming from it)."""
+    first = stream(spec, **options)
+    delivered = []
+    for batch in DataLoader(first, batch_size=None, num_workers=2):
+        delivered.append(batch)
+        first.observe(batch["_data_state"])
+        if len(delivered) == stop_after:
+            break
+    state = first.state_dict()
+    resumed = stream(spec, **options)
+    resumed.load_state_dict(state)
+    return delivered, state, run(resumed, 2)
+
+
 @pytest.mark.parametrize("mode", ["exact", "resampled"])
 def test_resume_neither_repeats_nor_skips(tmp_path, tar_tools, mode):
     # skipped samples shift raw positions against batch counts, so resume must replay raw counts
@@ -182,19 +197,9 @@ def test_resume_neither_repeats_nor_skips(tmp_path, tar_tools, mode):
     options = dict(mode=mode, num_workers=2, shuffle_buffer=7, seed=3,
                    samples_per_epoch=96 if mode == "resampled" else None)
     full = run(stream(spec, **options), 2)
-    first = stream(spec, **options)
-    delivered = []
-    for batch in DataLoader(first, batch_size=None, num_workers=2):
-        delivered.append(batch)
-        first.observe(batch["_data_state"])
-        if len(delivered) == 5:
-            break
-    state = first.state_dict()
+    delivered, state, rest = interrupted_run(spec, options)
     assert state["epoch"] == 0 and sum(w["batches"] for w in state["workers"].values()) == 5
     assert sum(w["consumed"] for w in state["workers"].values()) > 20
-    resumed = stream(spec, **options)
-    resumed.load_state_dict(state)
-    rest = run(resumed, 2)
     assert batch_keys(delivered) + batch_keys(rest) == batch_keys(full)
     assert len(delivered) + len(rest) == len(full)
     # cumulative skip counts carry over: each worker ends with the uninterrupted run's counts

@@ -55,7 +55,7 @@ def test_listing_errors_and_missing_sizes_say_what_to_do(http, remote_root):
 
 def test_missing_client_names_its_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "gcsfs", None)  # as on a machine without the gcs extra
-    with pytest.raises(ImportError, match=r"needs gcsfs: pip install 'mmpretrain\[gcs\]'"):
+    with pytest.raises(ImportError, match=r"needs the optional package 'gcsfs': pip install 'mmpretrain\[gcs\]'"):
         parse_shard_spec("gs://bucket/laion/{00000..00001}.tar")
 
 

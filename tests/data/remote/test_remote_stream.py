@@ -4,27 +4,12 @@ the shard cache is filled atomically and serves later epochs."""
 from __future__ import annotations
 
 import pytest
-from torch.utils.data import DataLoader
 
 from mmpretrain.data.wds.remote.cache import cache_path, evict_to
 from mmpretrain.data.wds.remote.options import ShardReadOptions
 from mmpretrain.data.wds.remote.read_ahead import open_shard
-from tests.data.test_shard_stream import batch_keys, final_skips, run, stream
+from tests.data.test_shard_stream import batch_keys, final_skips, interrupted_run, run, stream
 from tests.remote_servers import Faults
-
-
-def resume_run(spec: str, options: dict) -> tuple[list[dict], list[dict]]:
-    """(5 delivered batches, the rest after resuming from their state), as the local resume test."""
-    first = stream(spec, **options)
-    delivered = []
-    for batch in DataLoader(first, batch_size=None, num_workers=2):
-        delivered.append(batch)
-        first.observe(batch["_data_state"])
-        if len(delivered) == 5:
-            break
-    resumed = stream(spec, **options)
-    resumed.load_state_dict(first.state_dict())
-    return delivered, run(resumed, 2)
 
 
 @pytest.mark.parametrize("mode", ["exact", "resampled"])
@@ -38,7 +23,7 @@ def test_url_spec_streams_and_resumes_exactly_like_local(http, remote_root, mode
     assert [b["key"] for b in full_remote] == [b["key"] for b in full_local]
     assert [b["_data_state"] for b in full_remote] == [b["_data_state"] for b in full_local]
     # same shard list hash (basenames), so a local run's state also resumes on the URL spec
-    delivered, rest = resume_run(remote, options)
+    delivered, _, rest = interrupted_run(remote, options)
     assert batch_keys(delivered) + batch_keys(rest) == batch_keys(full_local)
     assert len(delivered) + len(rest) == len(full_local) and final_skips(rest) == final_skips(full_local)
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mmpretrain.extras import MissingExtra
+
 # protocol -> (client package, mmpretrain extra that installs it)
 # (http/https need none: they are read with the standard library, see openers.py)
 _CLIENTS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
 _FILESYSTEMS: dict[tuple[int, str, float], Any] = {}
 
 
-def install_hint(protocol: str) -> str:
+def missing_client(protocol: str) -> Exception:
     package, extra = _CLIENTS.get(protocol, (None, None))
     if extra is None:
-        return f"no fsspec filesystem for '{protocol}://' is installed"
-    return f"reading '{protocol}://' shards needs {package}: pip install 'mmpretrain[{extra}]'"
+        return ValueError(f"no fsspec filesystem for '{protocol}://' is installed")
+    return MissingExtra(package, extra, feature=f"reading '{protocol}://' shards")
 
 
 def filesystem_for(protocol: str, timeout_s: float | None = None):
@@ -33,10 +35,10 @@ def filesystem_for(protocol: str, timeout_s: float | None = None):
 
             _FILESYSTEMS[key] = fsspec.filesystem(protocol, **_client_options(protocol, timeout_s))
         except ImportError as exn:
-            raise ImportError(install_hint(protocol)) from exn
+            raise missing_client(protocol) from exn
         except ValueError as exn:
             if "Protocol not known" in str(exn):
-                raise ValueError(install_hint(protocol)) from None
+                raise missing_client(protocol) from None
             raise
     return _FILESYSTEMS[key]
 
